@@ -1,0 +1,258 @@
+"""The only code that writes reports to DuckDB.
+
+`Store.add` takes a batch of parsed envelopes and writes each new report (its row, its
+policies, its failure details and its raw bytes) in one transaction, counting the ones
+already stored as duplicates. Deduplication is on (submitter, report_id), see
+`Report.submitter`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ingest.database import connect, database_path, run
+from ingest.model import Envelope
+from ingest.schema import migrate
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    """Already stored, with the same report JSON."""
+    CONFLICT = "conflict"
+    """Already stored under the same (submitter, report_id), with other content: the
+    first one is kept."""
+
+
+def report_key(submitter: str, report_id: str) -> int:
+    """A stable 63-bit key for (submitter, report_id)."""
+    digest = hashlib.blake2b(f"{submitter}\x00{report_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def json_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Column-wise buffers for one table, turned into an Arrow table for a bulk insert."""
+
+    names: tuple[str, ...]
+    data: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, *names: str) -> _Columns:
+        return cls(names, {n: [] for n in names})
+
+    def append(self, *values: Any) -> None:
+        for name, value in zip(self.names, values, strict=True):
+            self.data[name].append(value)
+
+    def table(self, schema: pa.Schema) -> pa.Table:
+        return pa.table(self.data, schema=schema)
+
+
+_STR = pa.string()
+_STRS = pa.list_(pa.string())
+_TS = pa.timestamp("us", tz="UTC")
+REPORTS_SCHEMA = pa.schema(
+    [
+        ("report_key", pa.int64()),
+        ("submitter", _STR),
+        ("report_id", _STR),
+        ("organization_name", _STR),
+        ("contact_info", _STR),
+        ("start_datetime", _TS),
+        ("end_datetime", _TS),
+        ("report_date", pa.date32()),
+        ("channel", _STR),
+        ("received_at", _TS),
+        ("source", _STR),
+        ("tls_report_domain", _STR),
+        ("tls_report_submitter", _STR),
+        ("dkim_result", _STR),
+        ("dkim_domain", _STR),
+        ("json_sha256", _STR),
+        ("anomalies", _STRS),
+    ]
+)
+POLICIES_SCHEMA = pa.schema(
+    [
+        ("report_key", pa.int64()),
+        ("policy_index", pa.int32()),
+        ("policy_type", _STR),
+        ("policy_domain", _STR),
+        ("policy_string", _STRS),
+        ("mx_host", _STRS),
+        ("policy_mode", _STR),
+        ("policy_id", _STR),
+        ("total_successful_session_count", pa.int64()),
+        ("total_failure_session_count", pa.int64()),
+        ("anomalies", _STRS),
+    ]
+)
+DETAILS_SCHEMA = pa.schema(
+    [
+        ("report_key", pa.int64()),
+        ("policy_index", pa.int32()),
+        ("detail_index", pa.int32()),
+        ("result_type", _STR),
+        ("result_category", _STR),
+        ("sending_mta_ip", _STR),
+        ("receiving_mx_hostname", _STR),
+        ("receiving_mx_helo", _STR),
+        ("receiving_ip", _STR),
+        ("failed_session_count", pa.int64()),
+        ("additional_information", _STR),
+        ("failure_reason_code", _STR),
+    ]
+)
+RAW_SCHEMA = pa.schema([("report_key", pa.int64()), ("raw", pa.binary())])
+
+
+class Store:
+    """A writer connection. Open with `open_store`; keep it for one batch or a few."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def add(self, envelopes: Sequence[Envelope], *, transaction: bool = True) -> list[Outcome]:
+        """Store a batch in one transaction (or in the caller's, with
+        `transaction=False`); returns an outcome per envelope, in order."""
+        if not envelopes:
+            return []
+        keys = [report_key(e.parsed.report.submitter, e.parsed.report.report_id) for e in envelopes]
+        digests = [json_sha256(e.parsed.json_bytes) for e in envelopes]
+        known = self._stored_digests(set(keys))
+
+        reports = _Columns.of(*REPORTS_SCHEMA.names)
+        policies = _Columns.of(*POLICIES_SCHEMA.names)
+        details = _Columns.of(*DETAILS_SCHEMA.names)
+        raws = _Columns.of(*RAW_SCHEMA.names)
+        outcomes: list[Outcome] = []
+        for env, key, digest in zip(envelopes, keys, digests, strict=True):
+            if key in known:
+                same = known[key] == digest
+                outcomes.append(Outcome.DUPLICATE if same else Outcome.CONFLICT)
+                continue
+            known[key] = digest
+            outcomes.append(Outcome.STORED)
+            _flatten(env, key, digest, reports, policies, details)
+            raws.append(key, env.raw)
+
+        con = self.con
+        if transaction:
+            run(con, "BEGIN TRANSACTION")
+        try:
+            for table, cols, schema in (
+                ("reports", reports, REPORTS_SCHEMA),
+                ("policies", policies, POLICIES_SCHEMA),
+                ("failure_details", details, DETAILS_SCHEMA),
+                ("raw_reports", raws, RAW_SCHEMA),
+            ):
+                if cols.data[schema.names[0]]:
+                    arrow = cols.table(schema)
+                    con.register("_batch", arrow)
+                    run(con, f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+                    con.unregister("_batch")
+            if transaction:
+                run(con, "COMMIT")
+        except BaseException:
+            if transaction:
+                run(con, "ROLLBACK")
+            raise
+        return outcomes
+
+    def _stored_digests(self, keys: set[int]) -> dict[int, str]:
+        if not keys:
+            return {}
+        self.con.register("_keys", pa.table({"k": pa.array(list(keys), pa.int64())}))
+        try:
+            rows = self.con.execute(
+                "SELECT report_key, json_sha256 FROM reports "
+                "WHERE report_key IN (SELECT k FROM _keys)"
+            ).fetchall()
+        finally:
+            self.con.unregister("_keys")
+        return {int(k): str(d) for k, d in rows}
+
+
+def _flatten(
+    env: Envelope,
+    key: int,
+    digest: str,
+    reports: _Columns,
+    policies: _Columns,
+    details: _Columns,
+) -> None:
+    parsed = env.parsed
+    report = parsed.report
+    mail = parsed.mail
+    dkim = env.dkim
+    reports.append(
+        key,
+        report.submitter,
+        report.report_id,
+        report.organization_name,
+        report.contact_info,
+        report.start_datetime,
+        report.end_datetime,
+        report.report_date,
+        env.channel.value,
+        env.received_at,
+        env.source,
+        mail.tls_report_domain if mail else None,
+        mail.tls_report_submitter if mail else None,
+        dkim.result.value if dkim else None,
+        dkim.domain if dkim else None,
+        digest,
+        list(parsed.anomalies + report.anomalies),
+    )
+    for p_index, p in enumerate(report.policies):
+        policies.append(
+            key,
+            p_index,
+            p.policy_type,
+            p.policy_domain,
+            list(p.policy_string),
+            list(p.mx_host),
+            p.policy_mode.value if p.policy_mode else None,
+            p.policy_id,
+            p.total_successful_session_count,
+            p.total_failure_session_count,
+            list(p.anomalies),
+        )
+        for d_index, d in enumerate(p.failure_details):
+            details.append(
+                key,
+                p_index,
+                d_index,
+                d.result_type,
+                d.result_category.value,
+                d.sending_mta_ip,
+                d.receiving_mx_hostname,
+                d.receiving_mx_helo,
+                d.receiving_ip,
+                d.failed_session_count,
+                d.additional_information,
+                d.failure_reason_code,
+            )
+
+
+@contextmanager
+def open_store(data_dir: Path, *, wait: float = 10.0) -> Iterator[Store]:
+    """A writer on the data directory's database, migrated to the current schema."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with connect(database_path(data_dir), read_only=False, wait=wait) as con:
+        migrate(con)
+        yield Store(con)

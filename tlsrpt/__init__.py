@@ -1,0 +1,1 @@
+"""The `tlsrpt` application: the command line and the service that wires the receivers."""
