@@ -26,6 +26,7 @@ from ingest.model import (
 )
 
 _MAX_COUNT = 2**53  # I-JSON: integers beyond this are not exact in a double
+_MISSING = object()
 _POLICY_TYPES = frozenset(p.value for p in PolicyType)
 _RESULT_TYPES = frozenset(r.value for r in ResultType)
 _MODES = {m.value: m for m in PolicyMode}
@@ -83,17 +84,22 @@ class _Reader:
             raise InvalidReport(f"expected an object, got {_kind(value)}", path)
         return value
 
-    def text(self, value: Any, path: str) -> str:
+    def text(self, value: Any, path: str, key: str | None = None) -> str:
+        """A string within the length cap. Paths are built only for errors: this is the
+        hot path of a bulk import."""
         if not isinstance(value, str):
-            raise InvalidReport(f"expected a string, got {_kind(value)}", path)
+            raise InvalidReport(f"expected a string, got {_kind(value)}", _join(path, key))
         if len(value) > self.limits.max_string:
-            raise InvalidReport(f"string longer than {self.limits.max_string} characters", path)
+            raise InvalidReport(
+                f"string longer than {self.limits.max_string} characters", _join(path, key)
+            )
         return value
 
     def required_text(self, parent: dict[str, Any], key: str, path: str) -> str:
-        if key not in parent or parent[key] is None:
+        value = parent.get(key)
+        if value is None:
             raise InvalidReport("missing", _join(path, key))
-        value = self.text(parent[key], _join(path, key)).strip()
+        value = self.text(value, path, key).strip()
         if not value:
             raise InvalidReport("empty", _join(path, key))
         return value
@@ -106,24 +112,24 @@ class _Reader:
         if not isinstance(value, str):
             self.note(_join(path, key), "not_a_string")
             return None
-        value = self.text(value, _join(path, key))
+        value = self.text(value, path, key)
         return value if value.strip() else None
 
     def count(self, parent: dict[str, Any], key: str, path: str, *, required: bool) -> int:
+        value = parent.get(key, _MISSING)
+        if type(value) is int and 0 <= value <= _MAX_COUNT:
+            return value
         where = _join(path, key)
-        if key not in parent:
+        if value is _MISSING:
             if required:
                 raise InvalidReport("missing", where)
             self.note(where, "missing")
             return 0
-        value = parent[key]
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidReport(f"expected a non-negative integer, got {_kind(value)}", where)
         if value < 0:
             raise InvalidReport(f"negative count {value}", where)
-        if value > _MAX_COUNT:
-            raise InvalidReport(f"count {value} is too large", where)
-        return value
+        raise InvalidReport(f"count {value} is too large", where)
 
     def strings(self, value: Any, path: str) -> tuple[str, ...]:
         """A list of strings, or a lone string (the RFC example sends mx-host so)."""
@@ -136,17 +142,23 @@ class _Reader:
             raise InvalidReport(f"expected a list of strings, got {_kind(value)}", path)
         if len(value) > self.limits.max_policy_lines:
             raise InvalidReport(f"more than {self.limits.max_policy_lines} entries", path)
-        return tuple(self.text(v, f"{path}[{i}]") for i, v in enumerate(value))
+        cap = self.limits.max_string
+        if all(type(v) is str and len(v) <= cap for v in value):
+            return tuple(value)
+        for i, v in enumerate(value):
+            self.text(v, f"{path}[{i}]")
+        raise AssertionError("unreachable: an element failed the check above")
 
     def timestamp(self, parent: dict[str, Any], key: str, path: str) -> datetime:
-        where = _join(path, key)
         raw = self.required_text(parent, key, path)
         try:
             value = datetime.fromisoformat(raw)
         except ValueError as exc:
-            raise InvalidReport(f"not an RFC 3339 date-time: {raw[:64]!r}", where) from exc
+            raise InvalidReport(
+                f"not an RFC 3339 date-time: {raw[:64]!r}", _join(path, key)
+            ) from exc
         if value.tzinfo is None:
-            self.note(where, "no_time_zone")
+            self.note(_join(path, key), "no_time_zone")
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
@@ -170,7 +182,9 @@ def normalise_host(name: str) -> str:
     return name.strip().lower().rstrip(".")
 
 
-def _join(path: str, key: str) -> str:
+def _join(path: str, key: str | None) -> str:
+    if key is None:
+        return path
     return f"{path}.{key}" if path else key
 
 

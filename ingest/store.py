@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.database import connect, database_path, run
 from ingest.model import Envelope
@@ -120,6 +121,80 @@ DETAILS_SCHEMA = pa.schema(
 RAW_SCHEMA = pa.schema([("report_key", pa.int64()), ("raw", pa.binary())])
 
 
+_ROW = "_row"
+"""Children's column naming the report (by position in its batch) they belong to; it
+lets a batch drop a duplicate report's rows even when two copies share a key."""
+_ROW_FIELD = pa.field(_ROW, pa.int32())
+
+
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    """Reports flattened into Arrow tables, ready for one bulk insert.
+
+    Built by `flatten` anywhere (import workers build them in parallel); only
+    `Store.add_rows` writes them."""
+
+    reports: pa.Table
+    policies: pa.Table
+    details: pa.Table
+    raw: pa.Table
+
+    def __len__(self) -> int:
+        return int(self.reports.num_rows)
+
+    @staticmethod
+    def concat(batches: Sequence[RowBatch]) -> RowBatch:
+        offset = 0
+        parts: list[RowBatch] = []
+        for b in batches:
+            parts.append(
+                RowBatch(
+                    b.reports,
+                    _shift(b.policies, offset),
+                    _shift(b.details, offset),
+                    _shift(b.raw, offset),
+                )
+            )
+            offset += len(b)
+        return RowBatch(
+            pa.concat_tables([p.reports for p in parts]),
+            pa.concat_tables([p.policies for p in parts]),
+            pa.concat_tables([p.details for p in parts]),
+            pa.concat_tables([p.raw for p in parts]),
+        )
+
+
+def _shift(table: pa.Table, offset: int) -> pa.Table:
+    if not offset:
+        return table
+    index = table.schema.get_field_index(_ROW)
+    shifted = pc.add(table.column(index), pa.scalar(offset, pa.int32()))
+    return table.set_column(index, _ROW_FIELD, shifted)
+
+
+def flatten(envelopes: Sequence[Envelope]) -> RowBatch:
+    """The rows of each report, in input order (duplicates are kept: the store decides)."""
+    reports = _Columns.of(*REPORTS_SCHEMA.names)
+    policies = _Columns.of(_ROW, *POLICIES_SCHEMA.names)
+    details = _Columns.of(_ROW, *DETAILS_SCHEMA.names)
+    raws = _Columns.of(_ROW, *RAW_SCHEMA.names)
+    for row, env in enumerate(envelopes):
+        report = env.parsed.report
+        key = report_key(report.submitter, report.report_id)
+        _flatten(env, row, key, json_sha256(env.parsed.json_bytes), reports, policies, details)
+        raws.append(row, key, env.raw)
+    return RowBatch(
+        reports.table(REPORTS_SCHEMA),
+        policies.table(_with_row(POLICIES_SCHEMA)),
+        details.table(_with_row(DETAILS_SCHEMA)),
+        raws.table(_with_row(RAW_SCHEMA)),
+    )
+
+
+def _with_row(schema: pa.Schema) -> pa.Schema:
+    return schema.insert(0, _ROW_FIELD)
+
+
 class Store:
     """A writer connection. Open with `open_store`; keep it for one batch or a few."""
 
@@ -131,39 +206,48 @@ class Store:
         `transaction=False`); returns an outcome per envelope, in order."""
         if not envelopes:
             return []
-        keys = [report_key(e.parsed.report.submitter, e.parsed.report.report_id) for e in envelopes]
-        digests = [json_sha256(e.parsed.json_bytes) for e in envelopes]
-        known = self._stored_digests(set(keys))
+        return self.add_rows(flatten(envelopes), transaction=transaction)
 
-        reports = _Columns.of(*REPORTS_SCHEMA.names)
-        policies = _Columns.of(*POLICIES_SCHEMA.names)
-        details = _Columns.of(*DETAILS_SCHEMA.names)
-        raws = _Columns.of(*RAW_SCHEMA.names)
+    def add_rows(self, batch: RowBatch, *, transaction: bool = True) -> list[Outcome]:
+        """Store flattened reports, skipping those already stored (and repeats within
+        the batch); returns an outcome per report, in order."""
+        if not len(batch):
+            return []
+        keys: list[int] = batch.reports.column("report_key").to_pylist()
+        digests: list[str] = batch.reports.column("json_sha256").to_pylist()
+        known = self._stored_digests(set(keys))
         outcomes: list[Outcome] = []
-        for env, key, digest in zip(envelopes, keys, digests, strict=True):
+        kept: list[int] = []
+        for row, (key, digest) in enumerate(zip(keys, digests, strict=True)):
             if key in known:
                 same = known[key] == digest
                 outcomes.append(Outcome.DUPLICATE if same else Outcome.CONFLICT)
                 continue
             known[key] = digest
             outcomes.append(Outcome.STORED)
-            _flatten(env, key, digest, reports, policies, details)
-            raws.append(key, env.raw)
+            kept.append(row)
+        if kept:
+            self._insert(batch, kept, transaction=transaction)
+        return outcomes
 
+    def _insert(self, batch: RowBatch, kept: list[int], *, transaction: bool) -> None:
+        reports, children = batch.reports, (batch.policies, batch.details, batch.raw)
+        if len(kept) < len(batch):
+            rows = pa.array(kept, pa.int32())
+            reports = reports.take(rows)
+            children = tuple(t.filter(pc.is_in(t.column(_ROW), value_set=rows)) for t in children)
         con = self.con
         if transaction:
             run(con, "BEGIN TRANSACTION")
         try:
-            for table, cols, schema in (
-                ("reports", reports, REPORTS_SCHEMA),
-                ("policies", policies, POLICIES_SCHEMA),
-                ("failure_details", details, DETAILS_SCHEMA),
-                ("raw_reports", raws, RAW_SCHEMA),
+            for name, table in zip(
+                ("reports", "policies", "failure_details", "raw_reports"),
+                (reports, *(t.drop_columns([_ROW]) for t in children)),
+                strict=True,
             ):
-                if cols.data[schema.names[0]]:
-                    arrow = cols.table(schema)
-                    con.register("_batch", arrow)
-                    run(con, f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+                if table.num_rows:
+                    con.register("_batch", table)
+                    run(con, f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
                     con.unregister("_batch")
             if transaction:
                 run(con, "COMMIT")
@@ -171,7 +255,6 @@ class Store:
             if transaction:
                 run(con, "ROLLBACK")
             raise
-        return outcomes
 
     def _stored_digests(self, keys: set[int]) -> dict[int, str]:
         if not keys:
@@ -189,6 +272,7 @@ class Store:
 
 def _flatten(
     env: Envelope,
+    row: int,
     key: int,
     digest: str,
     reports: _Columns,
@@ -220,6 +304,7 @@ def _flatten(
     )
     for p_index, p in enumerate(report.policies):
         policies.append(
+            row,
             key,
             p_index,
             p.policy_type,
@@ -234,6 +319,7 @@ def _flatten(
         )
         for d_index, d in enumerate(p.failure_details):
             details.append(
+                row,
                 key,
                 p_index,
                 d_index,

@@ -254,3 +254,35 @@ def test_samples_first_run(data_dir: Path, tmp_path: Path) -> None:
     rows = json.loads(run_cli("summary", "--data-dir", data_dir, "--json").output)
     assert [r["policy_domain"] for r in rows] == ["example.com"]
     assert rows[0]["senders"] == 4 and rows[0]["failed_sessions"] > 0
+
+
+def test_synthetic_corpus_parallel_import_matches_manifest(data_dir: Path, tmp_path: Path) -> None:
+    """1,200 generated reports (parsed by worker processes) plus their emails: stored
+    exactly once each, with the manifest's totals."""
+    import subprocess
+    import sys
+
+    from tests.conftest import CORPUS
+
+    corpus = tmp_path / "synthetic"
+    subprocess.run(
+        [sys.executable, str(CORPUS / "make_synthetic.py"), str(corpus), "-n", "1200", "--eml"],
+        check=True,
+        capture_output=True,
+    )
+    manifest = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    summary = json.loads(
+        run_cli("import", "--no-dkim", "--json", "--data-dir", data_dir, corpus).output
+    )
+    assert (summary["inputs"], summary["imported"], summary["duplicates"]) == (2400, 1200, 1200)
+    (reports, ok, failed, details) = query(
+        data_dir,
+        "SELECT (SELECT count(*) FROM reports), sum(total_successful_session_count), "
+        "sum(total_failure_session_count), (SELECT count(*) FROM failure_details) FROM policies",
+    )[0]
+    assert reports == len(manifest)
+    assert ok == sum(m["total_successful_session_count"] for m in manifest)
+    assert failed == sum(m["total_failure_session_count"] for m in manifest)
+    assert details == sum(p["failure_details"] for m in manifest for p in m["policies"])
+    by_id = dict(query(data_dir, "SELECT report_id, tls_report_domain FROM reports"))
+    assert {m["report_id"] for m in manifest} == set(by_id)
