@@ -6,28 +6,23 @@ Refused inputs go to the quarantine with their reason; nothing of them is stored
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.errors import InvalidReport
-from ingest.intake import IntakeRules, intake
-from ingest.model import Channel, Envelope
+from ingest.intake import IntakeRules
+from ingest.model import Channel
+from ingest.parse_pool import Refused, parsed_chunks
 from ingest.quarantine import Quarantine
-from ingest.sources import InputRef, read_inputs
-from ingest.store import Outcome, RowBatch, flatten, open_store
+from ingest.rows import RowBatch
+from ingest.sources import InputRef
+from ingest.store import Outcome, open_store
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2000
-PARALLEL_MINIMUM = 1000
-"""Fewer inputs than this are parsed in-process (worker start-up would cost more)."""
-CHUNK = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,84 +68,6 @@ class ImportSummary:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    source: str
-    raw: bytes | None
-    code: str
-    reason: str
-    received_at: datetime
-
-
-_Result = Envelope | _Refused
-
-
-def _intake_all(
-    refs: Iterable[InputRef], channel: Channel, rules: IntakeRules
-) -> Iterator[Envelope | _Refused]:
-    for ref, raw in read_inputs(refs):
-        received_at = datetime.now(UTC)
-        if isinstance(raw, OSError):
-            yield _Refused(ref.source, None, "unreadable", raw.strerror or str(raw), received_at)
-            continue
-        try:
-            yield intake(raw, channel, rules, source=ref.source, received_at=received_at)
-        except InvalidReport as exc:
-            yield _Refused(ref.source, raw, exc.code, str(exc), received_at)
-
-
-_Chunk = tuple[list[_Refused], RowBatch]
-
-
-def _intake_chunk(refs: list[InputRef], channel: Channel, rules: IntakeRules) -> _Chunk:
-    """Parse a chunk of inputs into rows (what a worker sends back: Arrow tables pickle
-    far faster than the model objects)."""
-    refused: list[_Refused] = []
-    accepted: list[Envelope] = []
-    for result in _intake_all(refs, channel, rules):
-        if isinstance(result, Envelope):
-            accepted.append(result)
-        else:
-            refused.append(result)
-    return refused, flatten(accepted)
-
-
-_worker_job: tuple[Channel, IntakeRules] | None = None
-
-
-def _init_worker(channel: Channel, rules: IntakeRules) -> None:
-    global _worker_job
-    _worker_job = (channel, rules)
-
-
-def _worker_chunk(refs: list[InputRef]) -> _Chunk:
-    assert _worker_job is not None
-    return _intake_chunk(refs, *_worker_job)
-
-
-def _chunks(
-    refs: list[InputRef], channel: Channel, rules: IntakeRules, workers: int
-) -> Iterator[_Chunk]:
-    """Parsed chunks in input order: in worker processes for large imports, with a
-    bounded number of chunks in flight so memory stays flat; else in this process."""
-    chunks = [refs[i : i + CHUNK] for i in range(0, len(refs), CHUNK)]
-    if workers <= 1 or len(refs) < PARALLEL_MINIMUM:
-        for chunk in chunks:
-            yield _intake_chunk(chunk, channel, rules)
-        return
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(channel, rules)
-    ) as pool:
-        pending: deque[Future[_Chunk]] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_worker_chunk, chunk))
-            if len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def import_inputs(
     refs: Iterable[InputRef],
     data_dir: Path,
@@ -188,7 +105,7 @@ def import_inputs(
             if advance:
                 advance(len(batch))
 
-        for refused, rows in _chunks(refs, channel, rules, workers):
+        for refused, rows in parsed_chunks(refs, channel, rules, workers):
             for result in refused:
                 _quarantine(result, quarantine, channel, summary)
                 if advance:
@@ -202,7 +119,7 @@ def import_inputs(
 
 
 def _quarantine(
-    result: _Refused, quarantine: Quarantine, channel: Channel, summary: ImportSummary
+    result: Refused, quarantine: Quarantine, channel: Channel, summary: ImportSummary
 ) -> None:
     entry_id = None
     if result.raw is not None:
