@@ -555,3 +555,15 @@ def test_enforce_plan_without_a_database(
     result = run_cli("enforce-plan", "good.example", *world.args(), "--data-dir", data_dir)
     assert result.output.splitlines()[0] == f"No verdict: no database at {data_dir}/tlsrpt.duckdb."
     assert "mode: enforce" in result.output
+
+
+def test_enforce_plan_warns_about_mx_hosts_the_policy_misses(
+    world: World, data_dir: Path, no_verdict: None
+) -> None:
+    args = ["enforce-plan", "unmatched.example", *world.args(), "--data-dir", data_dir]
+    text = run_cli(*args).output
+    assert "Warning: the MX mx9.good.example matches no mx pattern below" in text
+    plan = json.loads(run_cli(*args, "--json").output)
+    assert plan["unmatched_mx"] == ["mx9.good.example"]
+    fixed = json.loads(run_cli(*args, "--mx", "*.good.example", "--json").output)
+    assert fixed["unmatched_mx"] == []

@@ -172,7 +172,7 @@ def _check_sts_record(checklist: Checklist, settings: CheckSettings) -> None:
         )
         return
     checklist.sts_id = record.id
-    checklist.add("mta-sts record", Status.PASS, f"{name}: {record.text()} (id {record.id})")
+    checklist.add("mta-sts record", Status.PASS, f"{name}: {record.text()}")
 
 
 def _check_policy(checklist: Checklist, settings: CheckSettings) -> None:
@@ -237,7 +237,12 @@ def _check_mx(checklist: Checklist, settings: CheckSettings, now: datetime) -> N
         return
     hosts = [host for _, host in checklist.mx if host not in ("", ".")]
     if not hosts:
-        checklist.add("mx records", Status.FAIL, f"{domain} has no MX record", None)
+        detail = (
+            f"{domain} has a null MX (RFC 7505): it takes no mail"
+            if checklist.mx
+            else f"{domain} has no MX record"
+        )
+        checklist.add("mx records", Status.FAIL, detail, f"publish the MX records of {domain}")
         return
     checklist.add("mx records", Status.PASS, ", ".join(f"{p} {h}" for p, h in checklist.mx))
     policy = checklist.policy

@@ -22,6 +22,8 @@ class EnforcePlan:
     source: str
     steps: tuple[str, ...]
     watch: tuple[str, ...]
+    unmatched_mx: tuple[str, ...] = ()
+    """Live MX hosts no pattern of the new policy matches: enforce would refuse them."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -32,6 +34,7 @@ class EnforcePlan:
             "source": self.source,
             "steps": list(self.steps),
             "watch": list(self.watch),
+            "unmatched_mx": list(self.unmatched_mx),
         }
 
 
@@ -50,9 +53,10 @@ def plan_enforce(
     max_age: int | None = None,
     current: StsPolicy | None = None,
     source: str = "the --mx options",
+    mx_hosts: Sequence[str] = (),
 ) -> EnforcePlan:
     """Build the plan; `current` is the live policy, when known (its max_age says how long
-    senders may keep applying it)."""
+    senders may keep applying it); `mx_hosts` are the domain's live MX hosts, when known."""
     if max_age is None:
         max_age = max(FIRST_ENFORCE_MAX_AGE, current.max_age if current else 0)
     policy = build_policy(Mode.ENFORCE, mx, max_age)
@@ -85,4 +89,5 @@ def plan_enforce(
         "To back out: publish `mode: testing` with a new id; senders that cached the enforce "
         "policy keep it until they fetch again.",
     )
-    return EnforcePlan(domain, policy, record, source, steps, watch)
+    unmatched = tuple(h for h in mx_hosts if policy.matching_pattern(h) is None)
+    return EnforcePlan(domain, policy, record, source, steps, watch, unmatched)

@@ -100,7 +100,7 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
 # tlsrpt dns
 
 
-@click.command("dns")
+@click.command("dns", short_help="Print the TLS-RPT and MTA-STS records to publish.")
 @domain_argument
 @click.option(
     "--rua",
@@ -215,7 +215,7 @@ def _txt_strings(value: str) -> list[str]:
 # tlsrpt check
 
 
-@click.command("check")
+@click.command("check", short_help="Check a domain's records, policy and MX TLS live.")
 @domain_argument
 @click.option(
     "--mailbox",
@@ -345,7 +345,7 @@ def _decision(verdict: _Verdict) -> str:
     return str(getattr(verdict.decision, "value", verdict.decision))
 
 
-@click.command("enforce-plan")
+@click.command("enforce-plan", short_help="Print the steps to switch MTA-STS to mode: enforce.")
 @domain_argument
 @click.option(
     "--mx",
@@ -409,8 +409,18 @@ def enforce_plan_command(
         if current is not None and not mx:
             mx = current.mx
             source = f"the live policy at {policy_url(domain)} (mode {current.mode})"
+    try:
+        mx_hosts = [host for _, host in lookup.mx(domain) if host != "."]
+    except LookupFailed:
+        mx_hosts = []
     plan = plan_enforce(
-        domain, mx, datetime.now(UTC), max_age=max_age, current=current, source=source
+        domain,
+        mx,
+        datetime.now(UTC),
+        max_age=max_age,
+        current=current,
+        source=source,
+        mx_hosts=mx_hosts,
     )
     if as_json:
         print_json(
@@ -449,6 +459,12 @@ def _print_plan(plan: EnforcePlan, current_mode: Mode | None) -> None:
     click.echo(f"mx patterns from {plan.source}")
     if current_mode is Mode.ENFORCE:
         click.echo("The live policy is already in mode enforce; this plan re-publishes it.")
+    for host in plan.unmatched_mx:
+        warning = click.style("Warning:", fg="red", bold=True)
+        click.echo(
+            f"{warning} the MX {host} matches no mx pattern below; in enforce mode senders "
+            f"refuse to deliver to it. Add --mx {host} (or fix the MX records) first."
+        )
     click.echo()
     for number, step in enumerate(plan.steps, start=1):
         click.echo(f"{number}. {step}")
