@@ -468,6 +468,7 @@ def test_enforce_plan_json_with_explicit_mx(world: World, data_dir: Path, no_ver
     result = run_cli(
         "enforce-plan",
         "nowhere.example",
+        *world.args(),
         "--mx",
         "mx.nowhere.example",
         "--max-age",
