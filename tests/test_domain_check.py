@@ -110,6 +110,11 @@ def _sites() -> dict[str, Site]:
         "badcert.example": Site(
             ok_rua, Page(policy("testing", "mx1.good.example")), [(10, "mx1.good.example")]
         ),
+        "both.example": Site(
+            [[f"v=TLSRPTv1; rua=mailto:{COLLECTOR},https://collector.example/tls%3Brpt".encode()]],
+            Page(policy("testing", "mx1.good.example")),
+            [(10, "mx1.good.example")],
+        ),
         "enforced.example": Site(
             ok_rua,
             Page(policy("enforce", "mx1.good.example", "*.mx.good.example", max_age=1209600)),
@@ -433,9 +438,27 @@ def test_mx_without_starttls_fails(world: World) -> None:
     assert tls["fix"] == "enable STARTTLS on mx1.good.example"
 
 
-def test_bad_nameserver_option_is_a_usage_error() -> None:
-    result = run_cli("check", "good.example", "--nameserver", "127.0.0.1:notaport", expect=2)
-    assert "is not HOST or HOST:PORT" in result.output
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--nameserver", "127.0.0.1:notaport", "is not HOST or HOST:PORT"),
+        ("--https-url", "ftp://collector.example/", "only mailto: and https:"),
+        ("--https-url", "collector@example.com", "is not a https: URI"),
+        ("--mailbox", "https://collector.example/", "is not a mailto: URI"),
+    ],
+)
+def test_bad_options_are_usage_errors(option: str, value: str, message: str) -> None:
+    result = run_cli("check", "good.example", option, value, expect=2)
+    assert message in result.output
+
+
+def test_mailto_and_https_rua_both_reach_the_collector(world: World) -> None:
+    url = "https://Collector.example:443/tls;rpt"  # the record holds it percent-encoded
+    report = world.check("both.example", "--https-url", url, expect=0)
+    rua = item(report, "tls-rpt rua")
+    assert rua["status"] == "pass"
+    assert "https://collector.example/tls%3Brpt" in rua["detail"]
+    assert "expect each report twice, stored once" in rua["detail"]
 
 
 # tlsrpt enforce-plan

@@ -125,7 +125,7 @@ def _check_tlsrpt(checklist: Checklist, settings: CheckSettings) -> None:
 
 def _check_rua(checklist: Checklist, settings: CheckSettings, rua: Sequence[str]) -> None:
     ours = {rua_target(encode_rua_uri(m)) for m in settings.mailboxes}
-    ours |= {rua_target(u) for u in settings.https_urls}
+    ours |= {rua_target(encode_rua_uri(u)) for u in settings.https_urls}
     if not ours:
         checklist.add(
             "tls-rpt rua",

@@ -13,12 +13,12 @@ from typing import Any, Protocol, TypeVar
 
 import click
 
-from ingest.database import DatabaseMissing
+from ingest.database import DatabaseBusy, DatabaseMissing
 from tlsrpt.dns_lookup import Lookup, LookupFailed, Nameserver
 from tlsrpt.domain_check import Checklist, CheckSettings, Status, check_domain
 from tlsrpt.enforce_plan import EnforcePlan, plan_enforce
 from tlsrpt.hostnames import InvalidName, normalise_hostname
-from tlsrpt.options import data_dir_option, json_option, print_json, user_errors
+from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_json, user_errors
 from tlsrpt.policy_fetch import FetchFailed, fetch_policy
 from tlsrpt.records import (
     STS_PREFIX,
@@ -26,6 +26,7 @@ from tlsrpt.records import (
     RecordError,
     build_sts,
     build_tlsrpt,
+    encode_rua_uri,
     new_sts_id,
 )
 from tlsrpt.sts_policy import MAX_AGE_LIMIT, Mode, build_policy, parse_policy, policy_url
@@ -49,6 +50,20 @@ def _nameservers(
         return tuple(Nameserver.parse(v) for v in value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+def _rua_uris(scheme: str) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], Any]:
+    def check(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+        try:
+            uris = tuple(encode_rua_uri(v) for v in value)
+        except RecordError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        wrong = [u for u in uris if not u.lower().startswith(scheme)]
+        if wrong:
+            raise click.BadParameter(f"{wrong[0]!r} is not a {scheme} URI")
+        return uris
+
+    return check
 
 
 domain_argument = click.argument("domain", callback=_domain)
@@ -221,6 +236,7 @@ def _txt_strings(value: str) -> list[str]:
     "--mailbox",
     "mailboxes",
     multiple=True,
+    callback=_rua_uris("mailto:"),
     metavar="ADDR",
     help="This collector's report address; the rua list should contain it (repeatable).",
 )
@@ -228,6 +244,7 @@ def _txt_strings(value: str) -> list[str]:
     "--https-url",
     "https_urls",
     multiple=True,
+    callback=_rua_uris("https:"),
     metavar="URL",
     help="This collector's HTTPS report URL; the rua list should contain it (repeatable).",
 )
@@ -336,7 +353,7 @@ def _load_verdict(data_dir: Path, domain: str) -> _VerdictLookup:
         return _VerdictLookup(None, "No verdict: this installation cannot analyse the reports.")
     try:
         verdict: _Verdict = module.domain_verdict(data_dir, domain)
-    except DatabaseMissing as exc:
+    except (DatabaseMissing, DatabaseBusy) as exc:
         return _VerdictLookup(None, f"No verdict: {exc}.")
     return _VerdictLookup(verdict, None)
 
@@ -362,7 +379,7 @@ def _decision(verdict: _Verdict) -> str:
 @network_options
 @data_dir_option
 @json_option
-@user_errors(RecordError)
+@user_errors(RecordError, *COMMON_ERRORS)
 def enforce_plan_command(
     domain: str,
     mx: tuple[str, ...],
