@@ -21,7 +21,7 @@ from ingest.database import DatabaseMissing
 from tests.conftest import run_cli
 from tests.support.dns_zone import Zone, serve_zone
 from tests.support.policy_site import Page, serve_policies
-from tests.support.smtp_mx import serve_mx, silent_port, sni_context
+from tests.support.smtp_mx import serve_mx, silent_port, silent_udp_port, sni_context
 
 LOOPBACK = "127.0.0.1"
 COLLECTOR = "tlsrpt@collector.example"
@@ -409,12 +409,12 @@ def test_hosts_that_do_not_answer_time_out(world: World) -> None:
 
 @pytest.mark.timeout(30)
 def test_dns_server_that_does_not_answer_times_out(world: World) -> None:
-    with silent_port() as tcp_port:  # nothing answers UDP on this port either
+    with silent_udp_port() as udp_port:
         result = run_cli(
             "check",
             "good.example",
             "--nameserver",
-            f"{LOOPBACK}:{tcp_port}",
+            f"{LOOPBACK}:{udp_port}",
             "--timeout",
             "0.5",
             "--json",

@@ -53,7 +53,7 @@ class Lookup:
         return resolver
 
     def _ask(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
-        try:
+        try:  # building the resolver reads the system configuration, which may be missing
             return self._resolver().resolve(name, rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return None

@@ -61,3 +61,11 @@ def silent_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         yield listener.getsockname()[1]
+
+
+@contextmanager
+def silent_udp_port() -> Iterator[int]:
+    """A UDP port that receives questions and never answers them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        yield listener.getsockname()[1]
