@@ -1,4 +1,4 @@
-"""A real DNS server on loopback (dnslib) answering from a dict, for DKIM and DNS tests."""
+"""A real DNS server on loopback (dnslib) answering from dicts, for DKIM and DNS tests."""
 
 from __future__ import annotations
 
@@ -6,27 +6,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 
 @dataclass
 class Zone(BaseResolver):  # type: ignore[misc]
-    """TXT records by name; every other question gets NXDOMAIN."""
+    """Records by lowercase name; a name with no record of any kind is NXDOMAIN, a name
+    without the asked type gets an empty answer. CNAMEs are followed inside the zone."""
 
     txt: dict[str, list[list[bytes]]] = field(default_factory=dict)
     """name -> records, each a list of character-strings (a record split over strings)."""
+    mx: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    a: dict[str, list[str]] = field(default_factory=dict)
+    aaaa: dict[str, list[str]] = field(default_factory=dict)
+    cname: dict[str, str] = field(default_factory=dict)
+
+    def _exists(self, name: str) -> bool:
+        return any(name in table for table in (self.txt, self.mx, self.a, self.aaaa, self.cname))
+
+    def _answer(self, reply: DNSRecord, name: str, qtype: int) -> None:
+        if name in self.cname and qtype != QTYPE.CNAME:
+            target = self.cname[name]
+            reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(target), ttl=60))
+            self._answer(reply, target.rstrip(".").lower(), qtype)
+            return
+        if qtype == QTYPE.TXT:
+            for strings in self.txt.get(name, []):
+                reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(strings), ttl=60))
+        elif qtype == QTYPE.MX:
+            for preference, host in self.mx.get(name, []):
+                reply.add_answer(RR(name, QTYPE.MX, rdata=MX(host, preference), ttl=60))
+        elif qtype == QTYPE.A:
+            for address in self.a.get(name, []):
+                reply.add_answer(RR(name, QTYPE.A, rdata=A(address), ttl=60))
+        elif qtype == QTYPE.AAAA:
+            for address in self.aaaa.get(name, []):
+                reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(address), ttl=60))
 
     def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
-        records = self.txt.get(name)
-        if records is None:
+        if not self._exists(name):
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
-        if request.q.qtype == QTYPE.TXT:
-            for strings in records:
-                reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(strings), ttl=60))
+        self._answer(reply, name, request.q.qtype)
         return reply
 
 
