@@ -47,6 +47,9 @@ def _reject_constant(name: str) -> Any:
     raise InvalidReport(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
 def load_json(data: bytes) -> Any:
     """Decode I-JSON: strict UTF-8, no duplicate names, no NaN/Infinity."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -56,9 +59,7 @@ def load_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidReport(f"invalid UTF-8 at byte {exc.start}") from exc
     try:
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidReport(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
