@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tlsrpt.commands import data, importing, samples
+from tlsrpt.commands import data, importing, samples, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,3 +30,4 @@ main.add_command(data.summary_command)
 main.add_command(data.quarantine_command)
 main.add_command(data.reprocess_command)
 main.add_command(samples.samples_command)
+main.add_command(serve.serve_command)
