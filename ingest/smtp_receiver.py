@@ -35,14 +35,19 @@ def smtp_reply(receipt: Receipt) -> str:
     if isinstance(error, TooLarge):
         code = "552 5.3.4"
     elif isinstance(error, Unauthenticated):
-        code = "550 5.7.20"
+        return _one_line(f"550 5.7.20 no passing DKIM signature ({error.reason})")
     elif isinstance(error, ForeignDomain):
         code = "550 5.7.1"
     elif isinstance(error, NoReportFound):
         code = "550 5.6.0"
     else:
         code = "550 5.6.0 invalid TLS report:"
-    text = " ".join(f"{code} {error}".split())  # one line, no control characters
+    return _one_line(f"{code} {error}")
+
+
+def _one_line(text: str) -> str:
+    """One line of printable ASCII, bounded: the reason came from untrusted input."""
+    text = " ".join(text.split())
     return text.encode("ascii", "replace").decode()[:_MAX_REPLY]
 
 
