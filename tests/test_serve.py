@@ -320,13 +320,15 @@ def test_slow_upload_times_out(tmp_path: Path) -> None:
     ) as collector:
         context = collector.ssl_context()
         port = int(collector.url.split(":")[2].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                tls.sendall(
-                    b"POST /tlsrpt HTTP/1.1\r\nHost: localhost\r\n"
-                    b"Content-Type: application/tlsrpt+json\r\nContent-Length: 1000\r\n\r\n{"
-                )
-                answer = tls.recv(4096)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(
+                b"POST /tlsrpt HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/tlsrpt+json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            answer = tls.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408 ")
         with socket.create_connection(
             (collector.smtp_host, collector.smtp_port), timeout=30
@@ -390,9 +392,11 @@ def test_require_dkim_refuses_unsigned_mail(tmp_path: Path) -> None:
         tmp_path / "data", "--require-dkim", "--nameserver", "127.0.0.1", "--dns-port", "9"
     ) as collector:
         message = report_email(report_json("unsigned"))
-        with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
-            with pytest.raises(smtplib.SMTPDataError) as refused:
-                smtp.sendmail("tlsrpt@reporter.example", [MAILBOX], message)
+        with (
+            smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp,
+            pytest.raises(smtplib.SMTPDataError) as refused,
+        ):
+            smtp.sendmail("tlsrpt@reporter.example", [MAILBOX], message)
         assert refused.value.smtp_code == 550
         assert refused.value.smtp_error.startswith(b"5.7.20 no passing DKIM signature (DKIM none)")
         # HTTPS has no DKIM: it is not affected
@@ -409,6 +413,8 @@ def test_require_dkim_refuses_unsigned_mail(tmp_path: Path) -> None:
 
 def test_starttls_context_is_checked(collector: Collector) -> None:
     """A client that does not trust our CA fails the handshake (the certificate is real)."""
-    with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            smtp.starttls(context=ssl.create_default_context())
+    with (
+        smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        smtp.starttls(context=ssl.create_default_context())
