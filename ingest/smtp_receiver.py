@@ -60,6 +60,22 @@ class ReportHandler:
         """Accepted recipient addresses, lower case; empty: any."""
         self.sessions: weakref.WeakSet[ReportSMTP] = weakref.WeakSet()
         """Open sessions, to close at shutdown."""
+        self.closing = False
+        """Set at shutdown: messages already being sent finish, new ones are refused."""
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.closing:
+            return "421 4.3.2 shutting down; try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_EHLO(
         self,

@@ -214,12 +214,14 @@ class Collector:
             self.ready = False
             purge.cancel()
             smtp_server.close()
+            handler.closing = True  # new SMTP transactions get 421
             web.should_exit = True
+            await web_task  # uvicorn finishes the requests in flight
             await reception.drain()
-            await web_task
             for session in list(handler.sessions):
                 session.close()
             await smtp_server.wait_closed()
+            await reception.drain()
             await asyncio.to_thread(reception.close)
             left = writer.pending
             if not await asyncio.to_thread(writer.close, DRAIN_TIMEOUT):
