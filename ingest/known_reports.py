@@ -1,23 +1,23 @@
 """The keys of the reports already accepted, so a receiver can answer "duplicate" at once.
 
-Compact: a sorted numpy array of 63-bit keys (8 bytes a report) plus a small set of
-recent additions folded into the array now and then. Safe to use from several threads.
+Compact: a sorted `array('q')` of 63-bit keys (8 bytes a report) plus a small set of
+recent additions, merged into the array now and then. Safe to use from several threads.
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 
-import numpy as np
-
-_FOLD_AT = 20_000
+_MERGE_AT = 20_000
 
 
 class KnownReports:
     def __init__(self, keys: Iterable[int] = ()) -> None:
         self._lock = threading.Lock()
-        self._sorted = np.unique(np.fromiter(keys, dtype=np.int64))
+        self._sorted = array("q", sorted(set(keys)))
         self._recent: set[int] = set()
 
     def __len__(self) -> int:
@@ -27,8 +27,8 @@ class KnownReports:
     def _contains(self, key: int) -> bool:
         if key in self._recent:
             return True
-        index = int(np.searchsorted(self._sorted, key))
-        return index < len(self._sorted) and int(self._sorted[index]) == key
+        index = bisect_left(self._sorted, key)
+        return index < len(self._sorted) and self._sorted[index] == key
 
     def add(self, key: int) -> bool:
         """Record a key; True when it was new."""
@@ -36,9 +36,8 @@ class KnownReports:
             if self._contains(key):
                 return False
             self._recent.add(key)
-            if len(self._recent) >= _FOLD_AT:
-                recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
-                self._sorted = np.union1d(self._sorted, recent)
+            if len(self._recent) >= _MERGE_AT:
+                self._sorted = array("q", sorted([*self._sorted, *self._recent]))
                 self._recent.clear()
             return True
 

@@ -1,7 +1,8 @@
 """What both receivers do with a delivery: spool it durably, check it, answer.
 
 1. The raw bytes go to the spool (durable) before anything else.
-2. `intake` parses and checks them in a worker thread (DKIM needs DNS).
+2. `intake` parses and checks them: on the event loop when that is quick and pure, in a
+   worker thread when DKIM needs DNS or the input is refused (the quarantine write).
 3. Refused: the bytes move to the quarantine with the reason; the receiver answers with
    a permanent error. Accepted: the report goes to the writer queue; the receiver answers
    with the spool id, and "duplicate" when the report was accepted before.
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.dkim_check import DkimChecker
+from ingest.dkim_check import DkimChecker, has_dkim_signature
 from ingest.errors import InvalidReport
 from ingest.intake import IntakeRules, intake
 from ingest.known_reports import KnownReports
@@ -93,8 +94,30 @@ class Reception:
 
     async def _receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
         entry = await self.flusher.put(channel, raw, source)
+        if not self._needs_dns(channel, raw):
+            # the common case: parsing is quick and pure, so it runs right here
+            envelope = self._quick_intake(entry, raw)
+            if envelope is not None:
+                return self._accept(entry, envelope)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.check, entry, raw)
+
+    def _quick_intake(self, entry: SpoolEntry, raw: bytes) -> Envelope | None:
+        """The envelope, or None when the input is refused (or the parser fails):
+        `check` then does it again in a worker thread and writes the quarantine."""
+        try:
+            return intake(
+                raw,
+                entry.channel,
+                self._thread_rules(),  # no DNS: HTTPS, or a message without signature
+                source=entry.source,
+                received_at=entry.received_at,
+            )
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _needs_dns(self, channel: Channel, raw: bytes) -> bool:
+        return channel is Channel.SMTP and self.rules.dkim is not None and has_dkim_signature(raw)
 
     def check(self, entry: SpoolEntry, raw: bytes) -> Receipt:
         """Check a spooled delivery and route it (blocking; runs in a worker thread)."""
@@ -119,17 +142,18 @@ class Reception:
         if partial:
             log.info("removed %d incomplete spool file(s) (never acknowledged)", partial)
         accepted = refused = 0
-        for entry_id in self.spool.ids():
+        for group in self.spool.groups():
             try:
-                entry, raw = self.spool.read(entry_id)
+                records = list(self.spool.read_group(group))
             except (SpoolError, OSError) as exc:
-                log.error("%s; moving it aside", exc)
-                self._set_aside(entry_id)
+                log.error("%s; moving it to the quarantine", exc)
+                self._set_aside(group)
                 continue
-            if self.check(entry, raw).accepted:
-                accepted += 1
-            else:
-                refused += 1
+            for entry, raw in records:
+                if self.check(entry, raw).accepted:
+                    accepted += 1
+                else:
+                    refused += 1
         return accepted, refused
 
     def _thread_rules(self) -> IntakeRules:
@@ -160,7 +184,7 @@ class Reception:
             source=entry.source,
             received_at=entry.received_at,
         )
-        self.spool.remove(entry.id)
+        self.spool.done(entry.id)
         log.info(
             "refused %s delivery from %s: %s: %s (quarantine %s)",
             entry.channel.value,
@@ -171,13 +195,12 @@ class Reception:
         )
         return Receipt(entry.id, refusal=exc, quarantine_id=quarantined.id)
 
-    def _set_aside(self, entry_id: str) -> None:
-        path = self.spool.path(entry_id)
+    def _set_aside(self, group: str) -> None:
         try:
-            raw = path.read_bytes()
+            raw = self.spool.path(group).read_bytes()
         except OSError:
             return
         self.quarantine.put(
             raw, code="bad_spool_file", reason="unreadable spool file", channel="spool", source=None
         )
-        self.spool.remove(entry_id)
+        self.spool.remove_group(group)

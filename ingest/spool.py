@@ -1,14 +1,14 @@
 """The spool: raw deliveries on disk, durable before anyone is told "accepted".
 
-Each entry is one file `DATA_DIR/spool/<id>.msg`: a one-line JSON header (channel, time,
-peer) followed by the bytes exactly as received. A file appears only complete (written
-to a temporary name, fsynced, renamed, folder fsynced) and is deleted only after its
-report is committed to DuckDB or moved to the quarantine; whatever a crash leaves here
-is picked up again at the next start.
+Deliveries that arrive together are written together: `SpoolFlusher` (one thread) takes
+every delivery waiting, writes them as records of one file `DATA_DIR/spool/<group>.spool`
+(temporary name, fsync, rename, fsync of the folder), then wakes up the receivers. One
+fsync covers the whole group, however many clients are sending.
 
-`SpoolFlusher` groups the fsyncs of concurrent deliveries: one thread writes every
-waiting entry, fsyncs each file, renames them all and fsyncs the folder once, then wakes
-up the waiting receivers.
+A record is a one-line JSON header (id, channel, time, peer, size) followed by the bytes
+exactly as received. A group file is deleted once every record in it has been stored in
+DuckDB or moved to the quarantine; whatever a crash leaves here is read again at the
+next start (a report stored twice is a duplicate, stored once).
 """
 
 from __future__ import annotations
@@ -31,99 +31,132 @@ from ingest.model import Channel
 log = logging.getLogger(__name__)
 
 SPOOL_DIR = "spool"
-_SUFFIX = ".msg"
+_SUFFIX = ".spool"
 _MAX_HEADER = 4096
-_MAX_GROUP = 256
+_MAX_GROUP = 512
 
 
 class SpoolError(Exception):
-    """A spool file that cannot be read back (truncated or foreign)."""
+    """A spool file that cannot be read back (damaged or foreign)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolEntry:
     id: str
+    """`<group>-<index>`: the group file and the record's place in it."""
     channel: Channel
     received_at: datetime
     source: str | None
 
-    def header(self) -> bytes:
+    @property
+    def group(self) -> str:
+        return self.id.rsplit("-", 1)[0]
+
+    def header(self, size: int) -> bytes:
         meta = {
+            "id": self.id,
             "channel": self.channel.value,
             "received_at": self.received_at.isoformat(),
             "source": self.source,
+            "size": size,
         }
         return json.dumps(meta, separators=(",", ":")).encode() + b"\n"
 
 
 class Spool:
-    """The spool folder: plain, blocking file operations."""
+    """The spool folder. Thread-safe; blocking file operations."""
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / SPOOL_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+        """Group -> records not yet stored or quarantined."""
 
     @staticmethod
-    def new_entry(channel: Channel, source: str | None) -> SpoolEntry:
-        """A fresh entry; ids sort in arrival order."""
-        now = time.time_ns()
-        entry_id = f"{now:016x}{secrets.token_hex(4)}"
-        return SpoolEntry(entry_id, channel, datetime.fromtimestamp(now / 1e9, UTC), source)
+    def new_group() -> str:
+        """A fresh group name; names sort in arrival order."""
+        return f"{time.time_ns():016x}{secrets.token_hex(3)}"
 
-    def path(self, entry: SpoolEntry | str) -> Path:
-        entry_id = entry if isinstance(entry, str) else entry.id
-        return self.dir / f"{entry_id}{_SUFFIX}"
+    def path(self, group: str) -> Path:
+        return self.dir / f"{group}{_SUFFIX}"
 
-    def write_group(self, items: list[tuple[SpoolEntry, bytes]]) -> None:
-        """Write entries durably: each file fsynced, then renamed, then one folder fsync."""
-        staged: list[tuple[Path, Path]] = []
+    def write_group(self, group: str, items: list[tuple[SpoolEntry, bytes]]) -> None:
+        """Write records durably as one file: fsync, rename, fsync of the folder."""
+        final = self.path(group)
+        tmp = final.with_name(f".{final.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            for entry, raw in items:
-                final = self.path(entry)
-                tmp = final.with_name(f".{final.name}.tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-                staged.append((tmp, final))
-                try:
-                    for chunk in (entry.header(), raw):
+            try:
+                for entry, raw in items:
+                    for chunk in (entry.header(len(raw)), raw):
                         view = memoryview(chunk)
                         while view:
                             view = view[os.write(fd, view) :]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            for tmp, final in staged:
-                tmp.replace(final)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._lock:
+                self._open[group] = len(items)
+            tmp.replace(final)
             fsync_dir(self.dir)
         except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            with self._lock:
+                self._open.pop(group, None)
             raise
 
-    def read(self, entry_id: str) -> tuple[SpoolEntry, bytes]:
-        data = self.path(entry_id).read_bytes()
-        end = data.find(b"\n", 0, _MAX_HEADER)
-        if end < 0:
-            raise SpoolError(f"spool file {entry_id} has no header")
-        try:
-            meta = json.loads(data[:end])
-            entry = SpoolEntry(
-                entry_id,
-                Channel(meta["channel"]),
-                datetime.fromisoformat(meta["received_at"]),
-                meta.get("source"),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SpoolError(f"spool file {entry_id} has a bad header: {exc}") from exc
-        return entry, data[end + 1 :]
+    def done(self, entry_id: str) -> None:
+        """A record was stored or quarantined; the file goes when all of its records have."""
+        group = entry_id.rsplit("-", 1)[0]
+        with self._lock:
+            left = self._open.get(group, 0) - 1
+            if left > 0:
+                self._open[group] = left
+                return
+            self._open.pop(group, None)
+        self.path(group).unlink(missing_ok=True)
 
-    def ids(self) -> Iterator[str]:
-        """Ids of the complete entries, oldest first."""
+    def groups(self) -> list[str]:
+        """Complete group files on disk, oldest first."""
         names = sorted(p.name for p in self.dir.glob(f"*{_SUFFIX}") if not p.name.startswith("."))
-        for name in names:
-            yield name[: -len(_SUFFIX)]
+        return [name[: -len(_SUFFIX)] for name in names]
 
-    def remove(self, entry_id: str) -> None:
-        self.path(entry_id).unlink(missing_ok=True)
+    def read_group(self, group: str) -> Iterator[tuple[SpoolEntry, bytes]]:
+        """The records of a group file (at start-up, before new deliveries arrive)."""
+        data = self.path(group).read_bytes()
+        records: list[tuple[SpoolEntry, bytes]] = []
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos, pos + _MAX_HEADER)
+            if end < 0:
+                raise SpoolError(f"spool file {group}: record at byte {pos} has no header")
+            try:
+                meta = json.loads(data[pos:end])
+                entry = SpoolEntry(
+                    str(meta["id"]),
+                    Channel(meta["channel"]),
+                    datetime.fromisoformat(meta["received_at"]),
+                    meta.get("source"),
+                )
+                size = int(meta["size"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SpoolError(f"spool file {group}: bad record header ({exc})") from exc
+            raw = data[end + 1 : end + 1 + size]
+            if len(raw) != size:
+                raise SpoolError(f"spool file {group}: record {entry.id} is truncated")
+            records.append((entry, raw))
+            pos = end + 1 + size
+        with self._lock:
+            self._open[group] = len(records)
+        if not records:
+            self.path(group).unlink(missing_ok=True)
+        yield from records
+
+    def remove_group(self, group: str) -> None:
+        with self._lock:
+            self._open.pop(group, None)
+        self.path(group).unlink(missing_ok=True)
 
     def remove_partial(self) -> int:
         """Delete temporary files a crash left behind (never acknowledged)."""
@@ -136,10 +169,12 @@ class Spool:
 
 @dataclass(slots=True)
 class _Pending:
-    entry: SpoolEntry
+    channel: Channel
+    source: str | None
+    received_at: datetime
     raw: bytes
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None]
+    future: asyncio.Future[SpoolEntry]
 
 
 class SpoolFlusher:
@@ -155,16 +190,15 @@ class SpoolFlusher:
         self._thread.start()
 
     async def put(self, channel: Channel, raw: bytes, source: str | None) -> SpoolEntry:
-        entry = self.spool.new_entry(channel, source)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[SpoolEntry] = loop.create_future()
+        pending = _Pending(channel, source, datetime.now(UTC), raw, loop, future)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the spool is closed")
-            self._pending.append(_Pending(entry, raw, loop, future))
+            self._pending.append(pending)
             self._cond.notify()
-        await future
-        return entry
+        return await future
 
     def close(self) -> None:
         """Finish what is waiting, then stop the thread."""
@@ -182,20 +216,29 @@ class SpoolFlusher:
                     return
                 group = self._pending[:_MAX_GROUP]
                 del self._pending[:_MAX_GROUP]
+            name = self.spool.new_group()
+            entries = [
+                SpoolEntry(f"{name}-{i}", p.channel, p.received_at, p.source)
+                for i, p in enumerate(group)
+            ]
             error: BaseException | None = None
             try:
-                self.spool.write_group([(p.entry, p.raw) for p in group])
+                self.spool.write_group(
+                    name, [(e, p.raw) for e, p in zip(entries, group, strict=True)]
+                )
             except OSError as exc:
                 log.error("spool write failed: %s", exc)
                 error = exc
-            for p in group:
-                p.loop.call_soon_threadsafe(_settle, p.future, error)
+            for entry, p in zip(entries, group, strict=True):
+                p.loop.call_soon_threadsafe(_settle, p.future, entry, error)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[SpoolEntry], entry: SpoolEntry, error: BaseException | None
+) -> None:
     if future.done():
-        return  # the receiver gave up (client gone); the entry is on disk anyway
+        return  # cannot happen: receptions are shielded from cancellation
     if error is None:
-        future.set_result(None)
+        future.set_result(entry)
     else:
         future.set_exception(error)

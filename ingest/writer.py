@@ -24,7 +24,10 @@ from ingest.store import Outcome, open_store
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 1000
+MAX_BATCH = 5000
+LINGER = 0.5
+"""Seconds a batch keeps collecting after its first report: opening, committing and
+closing the database costs ~0.1 s, so bigger batches cost far less per report."""
 _BUSY_WAIT = 1.0
 """Seconds one open attempt waits for a reader before the writer logs and tries again."""
 _BUSY_LOG_EVERY = 30.0
@@ -93,9 +96,10 @@ class StoreWriter:
             if first is None:
                 break
             batch = [first]
+            deadline = time.monotonic() + LINGER
             while len(batch) < MAX_BATCH:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
@@ -135,7 +139,7 @@ class StoreWriter:
                 )
             self._count(outcomes)
             for item in batch:
-                self.spool.remove(item.spool_id)
+                self.spool.done(item.spool_id)
             return
 
     def _store(self, batch: list[Accepted]) -> list[Outcome]:
@@ -169,7 +173,7 @@ class StoreWriter:
                     )
                     break
                 self._count(outcomes)
-                self.spool.remove(item.spool_id)
+                self.spool.done(item.spool_id)
                 break
 
     def _count(self, outcomes: list[Outcome]) -> None:

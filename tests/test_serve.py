@@ -360,7 +360,7 @@ def test_a_reader_holding_the_database_delays_storage_but_loses_nothing(
             )
         assert response.status_code == 201  # the reader does not make the collector refuse
         time.sleep(1.5)
-        spooled = list((collector.data_dir / "spool").glob("*.msg"))
+        spooled = list((collector.data_dir / "spool").glob("*.spool"))
         assert spooled, "the report waits in the spool while the reader holds the file"
         assert reader.execute(
             "SELECT count(*) FROM reports WHERE report_id = 'while-reading'"
@@ -369,9 +369,9 @@ def test_a_reader_holding_the_database_delays_storage_but_loses_nothing(
         reader.close()
     assert rows_for(collector, "while-reading")[0][0] == "https"
     deadline = time.monotonic() + 30
-    while list((collector.data_dir / "spool").glob("*.msg")) and time.monotonic() < deadline:
+    while list((collector.data_dir / "spool").glob("*.spool")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not list((collector.data_dir / "spool").glob("*.msg"))
+    assert not list((collector.data_dir / "spool").glob("*.spool"))
 
 
 def test_import_refuses_while_the_collector_runs(collector: Collector) -> None:
