@@ -312,7 +312,7 @@ def start_service(data_dir: Path) -> Service:
     log = (data_dir.parent / "serve.log").open("ab")
     process = subprocess.Popen(
         [
-            *os.environ.get("BENCH_SERVE", str(TLSRPT)).split(),
+            str(TLSRPT),
             "serve",
             "--data-dir",
             str(data_dir),

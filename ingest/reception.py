@@ -93,7 +93,10 @@ class Reception:
         self._executor.shutdown(wait=True)
 
     async def _receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
-        entry = await self.flusher.put(channel, raw, source)
+        try:
+            entry = await self.flusher.put(channel, raw, source)
+        except OSError as exc:  # disk full, permissions: the sender should try again later
+            return Receipt("", refusal=InternalError(f"cannot spool the delivery ({exc.strerror})"))
         if not self._needs_dns(channel, raw):
             # the common case: parsing is quick and pure, so it runs right here
             envelope = self._quick_intake(entry, raw)

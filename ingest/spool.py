@@ -197,7 +197,8 @@ class SpoolFlusher:
             if self._closed:
                 raise RuntimeError("the spool is closed")
             self._pending.append(pending)
-            self._cond.notify()
+            if len(self._pending) == 1:
+                self._cond.notify()  # the thread sleeps only when nothing is pending
         return await future
 
     def close(self) -> None:
@@ -229,16 +230,18 @@ class SpoolFlusher:
             except OSError as exc:
                 log.error("spool write failed: %s", exc)
                 error = exc
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, SpoolEntry]]] = {}
             for entry, p in zip(entries, group, strict=True):
-                p.loop.call_soon_threadsafe(_settle, p.future, entry, error)
+                by_loop.setdefault(p.loop, []).append((p, entry))
+            for loop, settled in by_loop.items():  # one wake-up per loop and group
+                loop.call_soon_threadsafe(_settle, settled, error)
 
 
-def _settle(
-    future: asyncio.Future[SpoolEntry], entry: SpoolEntry, error: BaseException | None
-) -> None:
-    if future.done():
-        return  # cannot happen: receptions are shielded from cancellation
-    if error is None:
-        future.set_result(entry)
-    else:
-        future.set_exception(error)
+def _settle(settled: list[tuple[_Pending, SpoolEntry]], error: BaseException | None) -> None:
+    for pending, entry in settled:
+        if pending.future.done():
+            continue  # cannot happen: receptions are shielded from cancellation
+        if error is None:
+            pending.future.set_result(entry)
+        else:
+            pending.future.set_exception(error)

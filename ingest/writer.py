@@ -96,10 +96,10 @@ class StoreWriter:
             if first is None:
                 break
             batch = [first]
-            deadline = time.monotonic() + LINGER
+            time.sleep(LINGER)  # let the batch fill (one wake-up per batch, not per report)
             while len(batch) < MAX_BATCH:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:

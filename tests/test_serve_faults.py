@@ -192,3 +192,18 @@ def test_a_second_collector_on_the_same_data_dir_refuses(tmp_path: Path) -> None
         result = run_cli("serve", "--data-dir", data_dir, "--smtp-listen", "127.0.0.1:0", expect=1)
         assert f"pid {first.process.pid}" in result.output
         assert first.alive()
+
+
+def test_every_serve_option_is_documented() -> None:
+    from tests.conftest import REPO
+    from tlsrpt.commands.serve import serve_command
+
+    readme = (REPO / "README.md").read_text()
+    assert "tlsrpt serve" in readme.split("## Tests")[0]  # the first-run command
+    help_text = run_cli("serve", "--help").output
+    for param in serve_command.params:
+        if getattr(param, "hidden", False):
+            continue
+        names = [*param.opts, *param.secondary_opts]
+        assert any(f"`{name}" in readme for name in names), names
+        assert any(name in help_text for name in names), names
