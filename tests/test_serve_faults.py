@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import signal
 import smtplib
@@ -207,3 +208,41 @@ def test_every_serve_option_is_documented() -> None:
         names = [*param.opts, *param.secondary_opts]
         assert any(f"`{name}" in readme for name in names), names
         assert any(name in help_text for name in names), names
+
+
+def test_start_recovers_what_an_earlier_run_left_in_the_spool(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ingest.model import Channel
+    from ingest.spool import Spool, SpoolEntry
+
+    data_dir = tmp_path / "data"
+    spool = Spool(data_dir)
+    now = datetime.now(UTC)
+    records = [
+        (SpoolEntry(f"g1-{i}", Channel.HTTPS, now, "https:192.0.2.9"), report_json(f"left-{i}"))
+        for i in range(3)
+    ]
+    records.append((SpoolEntry("g1-3", Channel.HTTPS, now, None), b'{"not": "a report"}'))
+    spool.write_group("g1", records)
+    mail = report_email(report_json("left-mail"), report_id="left-mail@x")
+    spool.write_group("g2", [(SpoolEntry("g2-0", Channel.SMTP, now, "smtp:192.0.2.9"), mail)])
+    (spool.dir / "g3.spool").write_bytes(b'{"id": "g3-0", "size": 5}\n{"a"')  # damaged
+    (spool.dir / ".g4.spool.tmp").write_bytes(b"never acknowledged")
+
+    with running_collector(data_dir, "--no-dkim") as collector:
+        wanted = {"left-0", "left-1", "left-2", "left-mail"}
+        assert wait_until(lambda: wanted <= set(counts_by_id(data_dir)))
+        assert wait_until(lambda: not spool_files(data_dir)), spool_files(data_dir)
+        assert "spool from an earlier run: 4 report(s) to store, 1 refused" in collector.log()
+        channels = dict(query(data_dir, "SELECT report_id, channel FROM reports"))
+        assert channels == {
+            "left-0": "https",
+            "left-1": "https",
+            "left-2": "https",
+            "left-mail": "smtp",
+        }
+    codes = sorted(
+        json.loads(p.read_text())["code"] for p in (data_dir / "quarantine").glob("*.json")
+    )
+    assert codes == ["bad_spool_file", "invalid_report"]
