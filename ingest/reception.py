@@ -34,6 +34,9 @@ from ingest.writer import Accepted, StoreWriter
 log = logging.getLogger(__name__)
 
 INTAKE_THREADS = 4
+QUICK_MAX = 256 * 1024
+"""Inputs up to this size are parsed on the event loop (well under a millisecond of
+JSON, a few of MIME); larger ones, which may inflate to megabytes, in a worker thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ class Reception:
             entry = await self.flusher.put(channel, raw, source)
         except OSError as exc:  # disk full, permissions: the sender should try again later
             return Receipt("", refusal=InternalError(f"cannot spool the delivery ({exc.strerror})"))
-        if not self._needs_dns(channel, raw):
+        if len(raw) <= QUICK_MAX and not self._needs_dns(channel, raw):
             # the common case: parsing is quick and pure, so it runs right here
             envelope = self._quick_intake(entry, raw)
             if envelope is not None:
