@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -194,6 +195,31 @@ def test_swaks_with_an_attachment_over_starttls(collector: Collector, tmp_path: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "250 2.0.0 queued as" in result.stdout
     assert rows_for(collector, "swaks-1")[0][:2] == ("smtp", "none")
+
+
+def test_many_concurrent_smtp_sessions(collector: Collector) -> None:
+    sessions = [
+        smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=60) for _ in range(100)
+    ]
+    try:
+        for smtp in sessions:
+            assert smtp.ehlo("sender.example")[0] == 250  # all 100 are open at once
+
+        def deliver(n: int) -> dict[str, tuple[int, bytes]]:
+            message = report_email(report_json(f"many-{n}"), report_id=f"many-{n}@x")
+            return sessions[n].sendmail("tlsrpt@reporter.example", [MAILBOX], message)
+
+        with ThreadPoolExecutor(20) as pool:
+            assert list(pool.map(deliver, range(100))) == [{}] * 100
+    finally:
+        for smtp in sessions:
+            smtp.close()
+    rows = wait_for_rows(
+        collector.data_dir,
+        "SELECT report_id FROM reports WHERE report_id LIKE 'many-%'",
+        expect=100,
+    )
+    assert len(rows) == 100
 
 
 # HTTPS --------------------------------------------------------------------------------

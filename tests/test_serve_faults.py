@@ -246,3 +246,18 @@ def test_start_recovers_what_an_earlier_run_left_in_the_spool(tmp_path: Path) ->
         json.loads(p.read_text())["code"] for p in (data_dir / "quarantine").glob("*.json")
     )
     assert codes == ["bad_spool_file", "invalid_report"]
+
+
+def test_quarantine_retention_is_applied(tmp_path: Path) -> None:
+    from ingest.quarantine import Quarantine
+
+    data_dir = tmp_path / "data"
+    quarantine = Quarantine(data_dir)
+    old = quarantine.put(b"old spam", code="no_report", reason="x", channel="smtp", source=None)
+    recent = quarantine.put(b"new spam", code="no_report", reason="x", channel="smtp", source=None)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(quarantine.dir / f"{old.id}.json", (two_days_ago, two_days_ago))
+    with running_collector(data_dir, "--no-dkim", "--quarantine-days", "1") as collector:
+        assert wait_until(lambda: not (quarantine.dir / f"{old.id}.raw").exists())
+        assert "quarantine: removed 1 entries older than 1 days" in collector.log()
+    assert [e.id for e in quarantine.entries()] == [recent.id]
