@@ -81,7 +81,8 @@ def quarantine_command(data_dir: Path, as_json: bool) -> None:
 @user_errors(*COMMON_ERRORS)
 def reprocess_command(data_dir: Path, as_json: bool) -> None:
     """Rebuild the reports, policies and failure_details tables from the stored raw
-    bytes, with this version's parser. Arrival data (channel, time, DKIM) is kept."""
+    bytes, with this version's parser. Arrival data (channel, time, DKIM) is kept.
+    Refuses to run while `tlsrpt serve` runs on the same data directory."""
     with collector_lock(data_dir, "reprocess"):
         result = reprocess(data_dir)
     if as_json:
