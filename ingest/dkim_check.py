@@ -26,6 +26,10 @@ _QUIET.propagate = False
 _HAS_SIGNATURE = re.compile(rb"^dkim-signature\s*:", re.IGNORECASE | re.MULTILINE)
 
 
+def has_dkim_signature(raw: bytes) -> bool:
+    return _HAS_SIGNATURE.search(raw) is not None
+
+
 @dataclass
 class DkimChecker:
     """Verifies report emails; caches key lookups for its lifetime."""

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tlsrpt.commands import check, data, dns, enforce, importing, samples
+from tlsrpt.commands import check, data, dns, enforce, importing, samples, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,3 +33,4 @@ main.add_command(samples.samples_command)
 main.add_command(dns.dns_command)
 main.add_command(check.check_command)
 main.add_command(enforce.enforce_plan_command)
+main.add_command(serve.serve_command)

@@ -55,11 +55,19 @@ def user_errors(*kinds: type[Exception]) -> Callable[[F], F]:
 
 
 def _common_errors() -> tuple[type[Exception], ...]:
+    from ingest.collector_lock import DataDirBusy
     from ingest.database import DatabaseBusy, DatabaseMissing
     from ingest.schema import SchemaTooNew
     from ingest.sources import SourceError
 
-    return (DatabaseBusy, DatabaseMissing, SchemaTooNew, SourceError, PermissionError)
+    return (
+        DatabaseBusy,
+        DatabaseMissing,
+        DataDirBusy,
+        SchemaTooNew,
+        SourceError,
+        PermissionError,
+    )
 
 
 COMMON_ERRORS = _common_errors()

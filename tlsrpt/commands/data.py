@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.overview import domain_summary
+from ingest.collector_lock import collector_lock
 from ingest.quarantine import Quarantine
 from ingest.reprocess import reprocess
 from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_json, user_errors
@@ -80,8 +81,10 @@ def quarantine_command(data_dir: Path, as_json: bool) -> None:
 @user_errors(*COMMON_ERRORS)
 def reprocess_command(data_dir: Path, as_json: bool) -> None:
     """Rebuild the reports, policies and failure_details tables from the stored raw
-    bytes, with this version's parser. Arrival data (channel, time, DKIM) is kept."""
-    result = reprocess(data_dir)
+    bytes, with this version's parser. Arrival data (channel, time, DKIM) is kept.
+    Refuses to run while `tlsrpt serve` runs on the same data directory."""
+    with collector_lock(data_dir, "reprocess"):
+        result = reprocess(data_dir)
     if as_json:
         print_json(result.as_dict())
     else:

@@ -8,11 +8,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ingest.collector_lock import collector_lock
 from ingest.dkim_check import DkimChecker
 from ingest.importer import ImportSummary, import_inputs
 from ingest.intake import IntakeRules
 from ingest.limits import MB, Limits
-from ingest.sources import find_inputs
+from ingest.sources import InputRef, find_inputs
 from tlsrpt.options import (
     COMMON_ERRORS,
     data_dir_option,
@@ -63,9 +64,32 @@ def import_command(
 
     Prints what was imported, what was already there and what was refused and why;
     refused inputs are kept in the quarantine (see `tlsrpt quarantine`). The exit status
-    is 1 when anything was refused.
+    is 1 when anything was refused. Refuses to run while `tlsrpt serve` runs on the same
+    data directory (send the reports to it instead).
     """
     refs = find_inputs(list(paths))
+    with collector_lock(data_dir, "import"):
+        summary = _import(
+            refs, data_dir, as_json, domains, max_decompressed_mb, dkim, nameserver, dns_port
+        )
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+    if summary.rejected:
+        raise click.ClickException(f"{summary.rejected} input(s) refused; see `tlsrpt quarantine`")
+
+
+def _import(
+    refs: list[InputRef],
+    data_dir: Path,
+    as_json: bool,
+    domains: tuple[str, ...],
+    max_decompressed_mb: int,
+    dkim: bool,
+    nameserver: tuple[str, ...],
+    dns_port: int,
+) -> ImportSummary:
     rules = IntakeRules(
         limits=Limits(max_decompressed=max_decompressed_mb * MB),
         domains=frozenset(d.lower().rstrip(".") for d in domains),
@@ -82,13 +106,7 @@ def import_command(
         disable=as_json or not err.is_terminal,
     ) as progress:
         task = progress.add_task("import", total=len(refs))
-        summary = import_inputs(refs, data_dir, rules, advance=lambda n: progress.advance(task, n))
-    if as_json:
-        print_json(summary.as_dict())
-    else:
-        _print_summary(summary)
-    if summary.rejected:
-        raise click.ClickException(f"{summary.rejected} input(s) refused; see `tlsrpt quarantine`")
+        return import_inputs(refs, data_dir, rules, advance=lambda n: progress.advance(task, n))
 
 
 def _print_summary(summary: ImportSummary) -> None:

@@ -1,0 +1,168 @@
+"""The SMTP edge (aiosmtpd): accept report mail for the configured mailboxes.
+
+Thin: the handler checks the recipient, hands the message to `Reception` and turns the
+receipt into an SMTP reply. No AUTH, no relaying, STARTTLS offered but never required
+(RFC 8460 §3: reports must get through even when TLS fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import weakref
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ingest.errors import ForeignDomain, NoReportFound, TooLarge, Unauthenticated
+from ingest.model import Channel
+from ingest.reception import InternalError, Receipt, Reception
+
+log = logging.getLogger(__name__)
+
+IDENT = "tlsrpt-collector"
+_MAX_REPLY = 400
+
+
+def smtp_reply(receipt: Receipt) -> str:
+    """The SMTP reply for a receipt, with an enhanced status code (RFC 3463)."""
+    error = receipt.refusal
+    if error is None:
+        return f"250 2.0.0 queued as {receipt.spool_id}"
+    if isinstance(error, InternalError):
+        return "451 4.3.0 the report could not be checked; try again later"
+    if isinstance(error, TooLarge):
+        code = "552 5.3.4"
+    elif isinstance(error, Unauthenticated):
+        return _one_line(f"550 5.7.20 no passing DKIM signature ({error.reason})")
+    elif isinstance(error, ForeignDomain):
+        code = "550 5.7.1"
+    elif isinstance(error, NoReportFound):
+        code = "550 5.6.0"
+    else:
+        code = "550 5.6.0 invalid TLS report:"
+    return _one_line(f"{code} {error}")
+
+
+def _one_line(text: str) -> str:
+    """One line of printable ASCII, bounded: the reason came from untrusted input."""
+    text = " ".join(text.split())
+    return text.encode("ascii", "replace").decode()[:_MAX_REPLY]
+
+
+class ReportHandler:
+    """aiosmtpd handler hooks."""
+
+    def __init__(self, reception: Reception, mailboxes: frozenset[str]) -> None:
+        self.reception = reception
+        self.mailboxes = mailboxes
+        """Accepted recipient addresses, lower case; empty: any."""
+        self.sessions: weakref.WeakSet[ReportSMTP] = weakref.WeakSet()
+        """Open sessions, to close at shutdown."""
+        self.closing = False
+        """Set at shutdown: messages already being sent finish, new ones are refused."""
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.closing:
+            return "421 4.3.2 shutting down; try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return [r for r in responses if not r.startswith("250-AUTH")]
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.mailboxes and address.lower() not in self.mailboxes:
+            return f"550 5.1.1 <{address}>: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        peer = session.peer
+        source = f"smtp:{peer[0]}" if isinstance(peer, tuple) else "smtp"
+        receipt = await self.reception.receive(raw, Channel.SMTP, source)
+        return smtp_reply(receipt)
+
+
+class ReportSMTP(SMTP):
+    """aiosmtpd's SMTP with a cap on the whole session, against slow clients, and
+    tolerance for lines longer than RFC 5321's 1000 (some senders do not wrap)."""
+
+    line_length_limit = 64 * 1024
+
+    def __init__(self, *args: Any, max_session: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_session = max_session
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.event_handler.sessions.add(self)
+        if self._deadline is None:  # STARTTLS calls this again for the TLS transport
+            self._deadline = self.loop.call_later(self._max_session, self._session_expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._deadline is not None:
+            self._deadline.cancel()
+
+    def _session_expired(self) -> None:
+        log.info("closing an SMTP session that exceeded %.0f s", self._max_session)
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def smtp_factory(
+    handler: ReportHandler,
+    *,
+    hostname: str,
+    data_size_limit: int,
+    tls_context: ssl.SSLContext | None,
+    idle_timeout: float,
+    max_session: float,
+) -> Any:
+    """The protocol factory for `loop.create_server`."""
+
+    def make() -> ReportSMTP:
+        return ReportSMTP(
+            handler,
+            hostname=hostname,
+            ident=IDENT,
+            data_size_limit=data_size_limit,
+            tls_context=tls_context,
+            require_starttls=False,
+            auth_required=False,
+            auth_exclude_mechanism=["LOGIN", "PLAIN"],
+            timeout=idle_timeout,
+            max_session=max_session,
+        )
+
+    return make

@@ -1,0 +1,186 @@
+"""The one writer: a thread that moves accepted spool entries into DuckDB in batches.
+
+Each batch opens the database, stores, commits and closes it again, so readers (the
+CLI, notebooks, the weekly job) can open the file between batches. While a reader holds
+the file the writer waits and retries; the reports wait in the spool meanwhile, and are
+deleted from it only after their batch is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ingest.database import DatabaseBusy
+from ingest.model import Envelope
+from ingest.spool import Spool
+from ingest.store import Outcome, open_store
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000
+LINGER = 0.5
+"""Seconds a batch keeps collecting after its first report: opening, committing and
+closing the database costs ~0.1 s, so bigger batches cost far less per report."""
+_BUSY_WAIT = 1.0
+"""Seconds one open attempt waits for a reader before the writer logs and tries again."""
+_BUSY_LOG_EVERY = 30.0
+_ERROR_PAUSE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid delivery, durable in the spool, waiting to be stored."""
+
+    spool_id: str
+    envelope: Envelope
+
+
+@dataclass
+class WriterStats:
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    batches: int = 0
+
+
+class StoreWriter:
+    """Owns every write to the database while the collector runs."""
+
+    def __init__(self, data_dir: Path, spool: Spool) -> None:
+        self.data_dir = data_dir
+        self.spool = spool
+        self.stats = WriterStats()
+        self._queue: queue.Queue[Accepted | None] = queue.Queue()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Accepted reports not yet committed."""
+        with self._pending_lock:
+            return self._pending
+
+    def submit(self, item: Accepted) -> None:
+        with self._pending_lock:
+            self._pending += 1
+            self._idle.clear()
+        self._queue.put(item)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is committed."""
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Store what is queued, then stop. False when the time ran out (what is left
+        stays in the spool for the next start)."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            time.sleep(LINGER)  # let the batch fill (one wake-up per batch, not per report)
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            with self._pending_lock:
+                self._pending -= len(batch)
+                if self._pending == 0:
+                    self._idle.set()
+
+    def _write(self, batch: list[Accepted]) -> None:
+        waited_since: float | None = None
+        last_log = 0.0
+        while True:
+            try:
+                outcomes = self._store(batch)
+            except DatabaseBusy:
+                now = time.monotonic()
+                waited_since = waited_since or now
+                if now - last_log >= _BUSY_LOG_EVERY:
+                    log.warning(
+                        "the database is held by a reader; %d report(s) wait in the spool",
+                        self.pending,
+                    )
+                    last_log = now
+                continue
+            except (duckdb.Error, OSError) as exc:
+                log.error("storing a batch of %d failed (%s); storing one by one", len(batch), exc)
+                time.sleep(_ERROR_PAUSE)
+                self._write_one_by_one(batch)
+                return
+            if waited_since is not None:
+                log.info(
+                    "stored after waiting %.1f s for a reader", time.monotonic() - waited_since
+                )
+            self._count(outcomes)
+            for item in batch:
+                self.spool.done(item.spool_id)
+            return
+
+    def _store(self, batch: list[Accepted]) -> list[Outcome]:
+        with open_store(self.data_dir, wait=_BUSY_WAIT) as store:
+            outcomes = store.add([a.envelope for a in batch])
+        self.stats.batches += 1
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome is Outcome.CONFLICT:
+                report = item.envelope.parsed.report
+                log.warning(
+                    "report %r from %s was stored before with other content; kept the first",
+                    report.report_id,
+                    report.submitter,
+                )
+        return outcomes
+
+    def _write_one_by_one(self, batch: list[Accepted]) -> None:
+        for item in batch:
+            while True:
+                try:
+                    outcomes = self._store([item])
+                except DatabaseBusy:
+                    continue
+                except (duckdb.Error, OSError) as exc:
+                    self.stats.failed += 1
+                    log.error(
+                        "could not store spool entry %s (%s); it stays in the spool and is "
+                        "tried again at the next start",
+                        item.spool_id,
+                        exc,
+                    )
+                    break
+                self._count(outcomes)
+                self.spool.done(item.spool_id)
+                break
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome is Outcome.STORED:
+                self.stats.stored += 1
+            elif outcome is Outcome.DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                self.stats.conflicts += 1
