@@ -27,8 +27,8 @@ from ingest.intake import IntakeRules, intake
 from ingest.known_reports import KnownReports
 from ingest.model import Channel, Envelope
 from ingest.quarantine import Quarantine
+from ingest.rows import report_key
 from ingest.spool import Spool, SpoolEntry, SpoolError, SpoolFlusher
-from ingest.store import report_key
 from ingest.writer import Accepted, StoreWriter
 
 log = logging.getLogger(__name__)
