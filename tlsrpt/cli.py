@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tlsrpt.commands import data, importing, samples
+from tlsrpt.commands import analysis, data, importing, samples
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -30,3 +30,5 @@ main.add_command(data.summary_command)
 main.add_command(data.quarantine_command)
 main.add_command(data.reprocess_command)
 main.add_command(samples.samples_command)
+main.add_command(analysis.report_command)
+main.add_command(analysis.verdict_command)
