@@ -13,6 +13,7 @@ the same files (written atomically, so a reader never sees half a report).
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ VERDICT_DAYS = 28
 TREND_WEEKS = 8
 TOP = 10
 REPORTS_DIR = "reports"
+PNG_SIZE = (1100, 500)
 
 
 @dataclass(frozen=True)
@@ -327,17 +329,21 @@ def write_report(
 
 
 def export_png(figures: dict[str, go.Figure], folder: Path) -> tuple[Path, ...]:
-    """One PNG per chart, rendered by kaleido with the system's Chromium."""
+    """One PNG per chart, rendered by kaleido with the system's Chromium (one browser
+    for all charts)."""
     import kaleido
 
+    for name in ("kaleido", "choreographer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     kaleido.start_sync_server(silence_warnings=True)
     try:
         for name, fig in figures.items():
-            data = fig.to_image(format="png", width=1100, height=500)
+            opts = {"format": "png", "width": PNG_SIZE[0], "height": PNG_SIZE[1], "scale": 1}
+            data = kaleido.calc_fig_sync(fig.to_dict(), opts=opts)
             path = folder / f"{name}.png"
-            write_durably(path, data)
+            write_durably(path, bytes(data))
             written.append(path)
     finally:
         kaleido.stop_sync_server(silence_warnings=True)

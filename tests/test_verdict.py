@@ -134,8 +134,10 @@ CASES = [
     ),
     Case(
         "failures below the tolerated rate are a note",
-        (failing(replace(BIG, sessions_per_day=2000), Failure("validation-failure", 1)),)
-        + CLEAN[1:],
+        (
+            failing(replace(BIG, sessions_per_day=2000), Failure("validation-failure", 1)),
+            *CLEAN[1:],
+        ),
         Decision.READY,
         frozenset(),
         frozenset({"minor_sender_failures"}),
