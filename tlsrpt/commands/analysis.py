@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from analysis.verdict import Decision, Verdict, domain_verdict
+from analysis.verdict import Decision, domain_verdict
+from analysis.views import format_verdict
 from analysis.weekly_report import write_reports
 from analysis.window import BadWindow, Window, iso_week, last_complete_week
 from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_json, user_errors
@@ -99,40 +99,5 @@ def verdict_command(
     if as_json:
         print_json(verdict.as_dict())
     else:
-        _print_verdict(verdict)
+        click.echo(format_verdict(verdict))
     raise SystemExit(EXIT_STATUS[verdict.decision])
-
-
-_HEADLINE = {
-    Decision.READY: "ready to enforce",
-    Decision.NOT_READY: "NOT ready to enforce",
-    Decision.INSUFFICIENT_DATA: "not enough data to judge",
-}
-
-
-def _wrap(text: str, first: str, rest: str) -> str:
-    return textwrap.fill(
-        text, width=100, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
-    )
-
-
-def _print_verdict(verdict: Verdict) -> None:
-    ev = verdict.evidence
-    enforced = " (already in enforce mode)" if verdict.already_enforced else ""
-    click.echo(
-        f"{ev['policy_domain']}: {_HEADLINE[verdict.decision]}{enforced} "
-        f"[{verdict.decision.value}], {ev['first_day']} to {ev['last_day']}"
-    )
-    click.echo(
-        f"  {ev['sts_sessions']} STS sessions from {ev['senders']} senders on "
-        f"{ev['days_with_reports']} days; {ev['would_fail_sessions']} would fail under "
-        f"enforce; {ev['policy_error_sessions']} could not get the policy."
-    )
-    click.echo("Reasons:")
-    for reason in verdict.reasons:
-        mark = "x" if reason.blocking else "-"
-        click.echo(_wrap(f"[{reason.code}] {reason.message}", f"  {mark} ", "      "))
-    if verdict.next_steps:
-        click.echo("Next steps:")
-        for i, step in enumerate(verdict.next_steps, 1):
-            click.echo(_wrap(step, f"  {i}. ", "     "))
