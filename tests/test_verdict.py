@@ -304,3 +304,14 @@ def test_verdict_command_ready_and_errors(data_dir: Path, tmp_path: Path) -> Non
     missing = run_cli("verdict", "example.com", "--data-dir", tmp_path / "none", expect=3)
     assert "no database" in missing.output
     run_cli("verdict", "example.com", "--end", "29.11.2026", expect=2)
+
+
+def test_verdict_command_thresholds(data_dir: Path) -> None:
+    build_store(data_dir, CLEAN, days_back(END, 5))
+    common = ("example.com", "--data-dir", data_dir, "--end", "2026-11-29", "--json")
+    assert json.loads(run_cli("verdict", *common, expect=2).output)["reasons"][0]["code"] == (
+        "too_few_days"
+    )
+    out = json.loads(run_cli("verdict", *common, "--min-days", "5").output)
+    assert out["decision"] == "ready"
+    assert out["evidence"]["thresholds"]["min_days"] == 5

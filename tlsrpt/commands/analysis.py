@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from analysis.verdict import Decision, domain_verdict
+from analysis.verdict import Decision, Thresholds, domain_verdict
 from analysis.views import format_verdict
 from analysis.weekly_report import write_reports
 from analysis.window import BadWindow, Window, iso_week, last_complete_week
@@ -15,6 +16,7 @@ from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_js
 
 EXIT_STATUS = {Decision.READY: 0, Decision.NOT_READY: 1, Decision.INSUFFICIENT_DATA: 2}
 VERDICT_ERROR_STATUS = 3
+DEFAULTS = Thresholds()
 
 
 def _week(value: str | None) -> Window:
@@ -79,21 +81,64 @@ class VerdictError(click.ClickException):
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Last UTC day of the window, YYYY-MM-DD (default: yesterday).",
 )
+@click.option(
+    "--min-days",
+    type=click.IntRange(0),
+    default=DEFAULTS.min_days,
+    show_default=True,
+    help="UTC days with STS reports needed.",
+)
+@click.option(
+    "--min-senders",
+    type=click.IntRange(0),
+    default=DEFAULTS.min_senders,
+    show_default=True,
+    help="Sending organizations needed.",
+)
+@click.option(
+    "--min-sessions",
+    type=click.IntRange(0),
+    default=DEFAULTS.min_sessions,
+    show_default=True,
+    help="STS sessions needed.",
+)
+@click.option(
+    "--max-sender-failure-rate",
+    type=click.FloatRange(0, 1),
+    default=DEFAULTS.max_sender_failure_rate,
+    show_default=True,
+    help="Share of a sender's sessions that may fail without blocking.",
+)
 @data_dir_option
 @json_option
 def verdict_command(
-    domain: str, days: int, end: datetime | None, data_dir: Path, as_json: bool
+    domain: str,
+    days: int,
+    end: datetime | None,
+    min_days: int,
+    min_senders: int,
+    min_sessions: int,
+    max_sender_failure_rate: float,
+    data_dir: Path,
+    as_json: bool,
 ) -> None:
     """May DOMAIN's MTA-STS policy move from testing to enforce?
 
     Prints the verdict (ready, not_ready or insufficient_data), the reasons with their
     evidence, and the next steps. Exit status: 0 ready, 1 not ready, 2 insufficient data
     (2 is also click's status for a usage error), 3 when the store cannot be read.
-    Thresholds: see docs/verdict.md.
+    The thresholds (the others too) are explained in docs/verdict.md.
     """
     last: date | None = end.date() if end else None
+    thresholds = replace(
+        DEFAULTS,
+        min_days=min_days,
+        min_senders=min_senders,
+        min_sessions=min_sessions,
+        max_sender_failure_rate=max_sender_failure_rate,
+    )
     try:
-        verdict = domain_verdict(data_dir, domain, end=last, days=days)
+        verdict = domain_verdict(data_dir, domain, end=last, days=days, thresholds=thresholds)
     except COMMON_ERRORS as exc:
         raise VerdictError(str(exc)) from exc
     if as_json:
