@@ -354,5 +354,5 @@ def write_reports(
     data_dir: Path, window: Window, domains: Sequence[str] = (), *, png: bool = False
 ) -> list[WrittenReport]:
     """One report per domain (default: every policy domain with reports that week)."""
-    names = list(domains) or queries.policy_domains(data_dir, window)
+    names = [d.lower().rstrip(".") for d in domains] or queries.policy_domains(data_dir, window)
     return [write_report(data_dir, d, window, png=png) for d in names]

@@ -120,7 +120,7 @@ def test_report_is_idempotent_and_only_reads(store: Path, report: Path) -> None:
     before = report.read_bytes()
     db = store / "tlsrpt.duckdb"
     db_mtime = db.stat().st_mtime_ns
-    run_cli("report", "--week", "2026-W48", "--domain", "example.com", "--data-dir", store)
+    run_cli("report", "--week", "2026-W48", "--domain", "Example.COM.", "--data-dir", store)
     assert report.read_bytes() == before
     assert db.stat().st_mtime_ns == db_mtime
     assert sorted(p.name for p in report.parent.iterdir()) == ["example.com.html"]
