@@ -6,7 +6,7 @@ notebooks, the weekly job and the CLI read (see docs/architecture.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,13 @@ import pandas as pd
 from ingest.database import connect, database_path
 
 
-def read_frame(data_dir: Path, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    """Run one parameterised query and return its result as a DataFrame."""
+def read_frame(
+    data_dir: Path, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Run one parameterised query (`?` with a sequence, `$name` with a mapping) and
+    return its result as a DataFrame."""
+    bound: list[Any] | dict[str, Any] = (
+        dict(params) if isinstance(params, Mapping) else list(params or [])
+    )
     with connect(database_path(data_dir), read_only=True) as con:
-        return con.execute(sql, list(params or [])).df()
+        return con.execute(sql, bound).df()

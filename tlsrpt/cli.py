@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from tlsrpt.commands import check, data, dns, enforce, importing, samples, serve
+from tlsrpt.commands import analysis, check, data, dns, enforce, importing, samples, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,3 +34,5 @@ main.add_command(dns.dns_command)
 main.add_command(check.check_command)
 main.add_command(enforce.enforce_plan_command)
 main.add_command(serve.serve_command)
+main.add_command(analysis.report_command)
+main.add_command(analysis.verdict_command)
