@@ -84,7 +84,7 @@ def find_inputs(paths: list[Path]) -> list[InputRef]:
             for found in _walk(path):
                 if isinstance(found, tuple):
                     refs.extend(_mailbox_refs(found[1]))
-                elif _is_mbox(found):
+                elif found.suffix.lower() == ".mbox" and _is_mbox(found):
                     refs.extend(_mailbox_refs(found))
                 else:
                     refs.append(InputRef(str(found)))

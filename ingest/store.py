@@ -22,6 +22,8 @@ from ingest.model import Envelope
 from ingest.rows import ROW_COLUMN, RowBatch, flatten
 from ingest.schema import migrate
 
+WRITER_MEMORY_LIMIT = "256MB"
+
 
 class Outcome(enum.StrEnum):
     STORED = "stored"
@@ -114,5 +116,7 @@ def open_store(data_dir: Path, *, wait: float = 10.0) -> Iterator[Store]:
     """A writer on the data directory's database, migrated to the current schema."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with connect(database_path(data_dir), read_only=False, wait=wait) as con:
+        # DuckDB would cache up to 80 % of RAM; the writer needs little and must stay small.
+        run(con, f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
         migrate(con)
         yield Store(con)
