@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 import ssl
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from ingest.database import DatabaseMissing
+from analysis.verdict import domain_verdict
 from tests.conftest import run_cli
 from tests.support.dns_zone import Zone, serve_zone
 from tests.support.policy_site import Page, serve_policies
+from tests.support.reports import Failure, Sender, build_store, days_back
 from tests.support.smtp_mx import serve_mx, silent_port, silent_udp_port, sni_context
 
 LOOPBACK = "127.0.0.1"
@@ -462,18 +461,83 @@ def test_mailto_and_https_rua_both_reach_the_collector(world: World) -> None:
 
 
 # tlsrpt enforce-plan
+#
+# The verdict comes from a real store; `data_dir` (no database) gives the "No verdict" line.
+
+VERDICT_END = "2026-11-29"
+EXPIRED_MX1 = Failure("certificate-expired", 12, mx="mx1.good.example")
 
 
-@pytest.fixture
-def no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if the analysis package had no verdict module."""
-    monkeypatch.setitem(sys.modules, "analysis.verdict", None)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """28 days of reports for good.example: every sender fails on mx1.good.example."""
+    data_dir = tmp_path_factory.mktemp("store") / "data"
+    senders = [
+        Sender("Big Mail Example", "bigmail.example", 900, (EXPIRED_MX1,)),
+        Sender("Office Cloud Example", "officecloud.example", 400, (EXPIRED_MX1,)),
+    ]
+    last = date.fromisoformat(VERDICT_END)
+    assert build_store(data_dir, senders, days_back(last, 28), "good.example") == 56
+    return data_dir
 
 
-def test_enforce_plan_from_the_live_policy(world: World, data_dir: Path, no_verdict: None) -> None:
+def test_enforce_plan_shows_the_verdict_first(world: World, store: Path) -> None:
+    args = ["enforce-plan", "good.example", *world.args(), "--data-dir", store]
+    text = run_cli(*args, "--end", VERDICT_END).output
+    lines = text.splitlines()
+    assert lines[0] == ("good.example: NOT ready to enforce [not_ready], 2026-11-02 to 2026-11-29")
+    reasons = lines.index("Reasons:")
+    assert lines[reasons + 1].startswith(
+        "  x [mx_configuration] MX mx1.good.example fails for 2 of 2 senders"
+    )
+    assert "certificate-expired (672)" in text
+    warning = lines.index(
+        "The reports do not support enforce yet: fix the above before publishing this."
+    )
+    plan = lines.index("Switching good.example to MTA-STS mode: enforce")
+    assert reasons < warning < plan
+    assert "New policy file (https://mta-sts.good.example/.well-known/mta-sts.txt):" in text
+
+    shown = json.loads(run_cli(*args, "--end", VERDICT_END, "--json").output)
+    expected = domain_verdict(store, "good.example", end=date.fromisoformat(VERDICT_END))
+    assert shown["verdict"] == json.loads(json.dumps(expected.as_dict(), default=str))
+    assert shown["verdict"]["decision"] == "not_ready"
+    assert shown["verdict"]["reasons"][0]["evidence"]["mx"] == "mx1.good.example"
+    assert shown["verdict_missing"] is None
+    assert "mode: enforce" in shown["policy"]
+
+
+def test_enforce_plan_verdict_window_options(world: World, store: Path) -> None:
+    args = ["enforce-plan", "good.example", *world.args(), "--data-dir", store, "--json"]
+    week = json.loads(run_cli(*args, "--end", VERDICT_END, "--days", "7").output)["verdict"]
+    assert week["evidence"]["first_day"] == "2026-11-23"
+    assert week["evidence"]["days_with_reports"] == 7
+    before = json.loads(run_cli(*args, "--end", "2026-10-01").output)["verdict"]
+    assert before["decision"] == "insufficient_data"
+    assert before["evidence"]["sts_sessions"] == 0
+    result = run_cli(*args, "--end", "29.11.2026", expect=2)
+    assert "29.11.2026" in result.output
+
+
+def test_enforce_plan_for_a_domain_without_reports(world: World, store: Path) -> None:
+    args = ["enforce-plan", "enforced.example", *world.args(), "--data-dir", store]
+    text = run_cli(*args, "--end", VERDICT_END).output
+    assert text.startswith("enforced.example: not enough data to judge [insufficient_data]")
+    assert "[no_sts_reports] No sender reported applying an MTA-STS policy" in text
+    assert "do not support enforce yet" in text
+    plan = json.loads(run_cli(*args, "--end", VERDICT_END, "--json").output)
+    assert plan["verdict"]["decision"] == "insufficient_data"
+    assert plan["current_mode"] == "enforce"
+
+
+def test_enforce_plan_from_the_live_policy(world: World, data_dir: Path) -> None:
     result = run_cli("enforce-plan", "good.example", *world.args(), "--data-dir", data_dir)
     text = result.output
-    assert text.splitlines()[0] == "No verdict: this installation cannot analyse the reports."
+    database = data_dir / "tlsrpt.duckdb"
+    assert text.splitlines()[0] == (
+        f"No verdict: no database at {database}: import or receive some reports first."
+    )
+    assert text.splitlines()[2] == "Switching good.example to MTA-STS mode: enforce"
     policy_at = text.index(
         "New policy file (https://mta-sts.good.example/.well-known/mta-sts.txt):"
     )
@@ -487,7 +551,7 @@ def test_enforce_plan_from_the_live_policy(world: World, data_dir: Path, no_verd
     assert "Watch in the reports afterwards:" in text
 
 
-def test_enforce_plan_json_with_explicit_mx(world: World, data_dir: Path, no_verdict: None) -> None:
+def test_enforce_plan_json_with_explicit_mx(world: World, data_dir: Path) -> None:
     result = run_cli(
         "enforce-plan",
         "nowhere.example",
@@ -502,6 +566,7 @@ def test_enforce_plan_json_with_explicit_mx(world: World, data_dir: Path, no_ver
     )
     plan = json.loads(result.output)
     assert plan["verdict"] is None
+    assert plan["verdict_missing"].startswith("No verdict: no database at ")
     assert (
         plan["policy"]
         == "version: STSv1\nmode: enforce\nmx: mx.nowhere.example\nmax_age: 1209600\n"
@@ -512,9 +577,7 @@ def test_enforce_plan_json_with_explicit_mx(world: World, data_dir: Path, no_ver
     assert len(plan["steps"]) == 5 and plan["watch"]
 
 
-def test_enforce_plan_keeps_a_longer_live_max_age(
-    world: World, data_dir: Path, no_verdict: None
-) -> None:
+def test_enforce_plan_keeps_a_longer_live_max_age(world: World, data_dir: Path) -> None:
     plan = json.loads(
         run_cli(
             "enforce-plan", "enforced.example", *world.args(), "--data-dir", data_dir, "--json"
@@ -531,59 +594,7 @@ def test_enforce_plan_without_mx_or_live_policy_is_an_error(world: World, data_d
     assert "cannot read the live policy" in result.output and "--mx" in result.output
 
 
-class _Reason:
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class _Verdict:
-    def __init__(self) -> None:
-        self.decision = "not_ready"
-        self.reasons = [_Reason("3 sessions failed with certificate-expired on mx1.good.example")]
-        self.next_steps = ["renew the certificate of mx1.good.example"]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "reasons": [r.message for r in self.reasons]}
-
-
-def _verdict_module(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
-    """Stands in for analysis.verdict (its contract: domain_verdict(data_dir, domain))."""
-    module = types.ModuleType("analysis.verdict")
-
-    def domain_verdict(data_dir: Path, domain: str) -> Any:
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    module.domain_verdict = domain_verdict  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "analysis.verdict", module)
-
-
-def test_enforce_plan_shows_the_verdict_first(
-    world: World, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _verdict_module(monkeypatch, _Verdict())
-    lines = run_cli(
-        "enforce-plan", "good.example", *world.args(), "--data-dir", data_dir
-    ).output.splitlines()
-    assert lines[0] == "Verdict from the stored reports: not_ready"
-    assert lines[1] == "  - 3 sessions failed with certificate-expired on mx1.good.example"
-    assert lines[2] == "  next: renew the certificate of mx1.good.example"
-    assert "do not support enforce yet" in lines[3]
-
-
-def test_enforce_plan_without_a_database(
-    world: World, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _verdict_module(monkeypatch, DatabaseMissing(f"no database at {data_dir}/tlsrpt.duckdb"))
-    result = run_cli("enforce-plan", "good.example", *world.args(), "--data-dir", data_dir)
-    assert result.output.splitlines()[0] == f"No verdict: no database at {data_dir}/tlsrpt.duckdb."
-    assert "mode: enforce" in result.output
-
-
-def test_enforce_plan_warns_about_mx_hosts_the_policy_misses(
-    world: World, data_dir: Path, no_verdict: None
-) -> None:
+def test_enforce_plan_warns_about_mx_hosts_the_policy_misses(world: World, data_dir: Path) -> None:
     args = ["enforce-plan", "unmatched.example", *world.args(), "--data-dir", data_dir]
     text = run_cli(*args).output
     assert "Warning: the MX mx9.good.example matches no mx pattern below" in text

@@ -3,15 +3,15 @@ MTA-STS policy to enforce."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
 
 import click
 
+from analysis.verdict import Decision, Verdict, domain_verdict
+from analysis.views import format_verdict
+from analysis.window import BadWindow
 from ingest.database import DatabaseBusy, DatabaseMissing
 from tlsrpt.commands.network import domain_argument, network_options, tls_context
 from tlsrpt.dns_lookup import Lookup, LookupFailed, Nameserver
@@ -22,43 +22,21 @@ from tlsrpt.records import STS_PREFIX, RecordError
 from tlsrpt.sts_policy import MAX_AGE_LIMIT, Mode, parse_policy, policy_url
 
 
-class _Reason(Protocol):
-    message: str
-
-
-class _Verdict(Protocol):
-    """What `analysis.verdict.domain_verdict` returns."""
-
-    decision: Any
-    reasons: Sequence[_Reason]
-    next_steps: Sequence[str]
-
-    def as_dict(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class _VerdictLookup:
-    verdict: _Verdict | None
+    verdict: Verdict | None
     missing: str | None
+    """Why there is no verdict: one line for the user."""
 
 
-def _load_verdict(data_dir: Path, domain: str) -> _VerdictLookup:
-    """The analysis verdict for the domain, when the analysis and a database exist."""
+def _load_verdict(data_dir: Path, domain: str, end: date | None, days: int) -> _VerdictLookup:
+    """The verdict of the stored reports; none when there is no database yet or it stays
+    busy (a domain without reports gets its verdict: insufficient_data)."""
     try:
-        module = importlib.import_module("analysis.verdict")
-    except ModuleNotFoundError as exc:
-        if exc.name != "analysis.verdict":
-            raise
-        return _VerdictLookup(None, "No verdict: this installation cannot analyse the reports.")
-    try:
-        verdict: _Verdict = module.domain_verdict(data_dir, domain)
+        verdict = domain_verdict(data_dir, domain, end=end, days=days)
     except (DatabaseMissing, DatabaseBusy) as exc:
         return _VerdictLookup(None, f"No verdict: {exc}.")
     return _VerdictLookup(verdict, None)
-
-
-def _decision(verdict: _Verdict) -> str:
-    return str(getattr(verdict.decision, "value", verdict.decision))
 
 
 @click.command("enforce-plan", short_help="Print the steps to switch MTA-STS to mode: enforce.")
@@ -75,14 +53,28 @@ def _decision(verdict: _Verdict) -> str:
     type=click.IntRange(0, MAX_AGE_LIMIT),
     help="max_age for the enforce policy (default: the live one, at least a week).",
 )
+@click.option(
+    "--days",
+    type=click.IntRange(1, 400),
+    default=28,
+    show_default=True,
+    help="Length of the verdict's window in UTC days.",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last UTC day of the verdict's window, YYYY-MM-DD (default: yesterday).",
+)
 @network_options
 @data_dir_option
 @json_option
-@user_errors(RecordError, *COMMON_ERRORS)
+@user_errors(RecordError, BadWindow, *COMMON_ERRORS)
 def enforce_plan_command(
     domain: str,
     mx: tuple[str, ...],
     max_age: int | None,
+    days: int,
+    end: datetime | None,
     nameservers: tuple[Nameserver, ...],
     ca_file: Path | None,
     https_port: int,
@@ -92,14 +84,15 @@ def enforce_plan_command(
 ) -> None:
     """Print how to switch DOMAIN's MTA-STS policy to mode: enforce.
 
-    First the verdict of the stored reports (when there are any), then the steps in
-    order: the new policy file, the new id for the _mta-sts TXT record (published after
-    the policy), and what to watch in the reports afterwards.
+    First the verdict of the stored reports over the --days UTC days ending with --end
+    (as `tlsrpt verdict` prints it; one line instead when there is no database yet),
+    then the steps in order: the new policy file, the new id for the _mta-sts TXT record
+    (published after the policy), and what to watch in the reports afterwards.
 
     The mx patterns and max_age come from --mx/--max-age, else from the live policy at
     https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
     """
-    found = _load_verdict(data_dir, domain)
+    found = _load_verdict(data_dir, domain, end.date() if end else None, days)
     lookup = Lookup(nameservers, timeout)
     current = None
     source = "the --mx options"
@@ -155,18 +148,13 @@ def enforce_plan_command(
 def _print_verdict(found: _VerdictLookup) -> None:
     verdict = found.verdict
     if verdict is None:
-        click.echo(found.missing or "No verdict.")
-        click.echo()
-        return
-    decision = _decision(verdict)
-    colour = "green" if decision == "ready" else "yellow"
-    click.echo("Verdict from the stored reports: " + click.style(decision, fg=colour, bold=True))
-    for reason in verdict.reasons:
-        click.echo(f"  - {reason.message}")
-    for step in verdict.next_steps:
-        click.echo(f"  next: {step}")
-    if decision != "ready":
-        click.echo("The reports do not support enforce yet: fix the above before publishing this.")
+        click.echo(found.missing)
+    else:
+        click.echo(format_verdict(verdict))
+        if verdict.decision is not Decision.READY:
+            click.echo(
+                "The reports do not support enforce yet: fix the above before publishing this."
+            )
     click.echo()
 
 
