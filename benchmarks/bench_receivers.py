@@ -130,6 +130,16 @@ class Result:
 
 
 async def smtp_client(host: str, port: int, ids: Ids, deadline: float, result: Result) -> None:
+    """Deliver over one connection; open a new one when the server ends the session
+    (the collector caps a session at --max-session seconds, as MTAs do)."""
+    while time.monotonic() < deadline:
+        try:
+            await smtp_session(host, port, ids, deadline, result)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            result.errors += 1
+
+
+async def smtp_session(host: str, port: int, ids: Ids, deadline: float, result: Result) -> None:
     reader, writer = await asyncio.open_connection(host, port)
 
     async def reply() -> bytes:
