@@ -22,6 +22,8 @@ from ingest.sources import InputRef, read_inputs
 PARALLEL_MINIMUM = 1000
 """Fewer inputs than this are parsed in-process (worker start-up would cost more)."""
 CHUNK = 250
+IN_FLIGHT_PER_WORKER = 8
+"""Chunks parsed ahead per worker while the writer stores (each a few hundred kB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ def parsed_chunks(
         pending: deque[Future[_Chunk]] = deque()
         for chunk in chunks:
             pending.append(pool.submit(_worker_chunk, chunk))
-            if len(pending) > 2 * workers:
+            if len(pending) > IN_FLIGHT_PER_WORKER * workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
