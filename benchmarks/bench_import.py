@@ -10,7 +10,7 @@ Generates synthetic corpora with ../shared/corpus/make_synthetic.py (cached unde
   - parsedmarc's `parse_report_file(path, offline=True)` over the same files (parse only),
     in a virtualenv of its own under --workdir (parsedmarc is not a project dependency).
 Checks that the import stored exactly what the generator's manifest says, and prints
-wall time, reports/s, peak RSS and the ratio.
+wall time, reports/s, peak memory (PSS of the process tree) and the ratio.
 """
 
 from __future__ import annotations
@@ -49,32 +49,37 @@ def corpus(workdir: Path, count: int) -> Path:
     return folder
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory of a process and all its descendants (import workers included)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            found.extend(int(child) for child in task.read_text().split())
         except OSError:
             continue
-        parents[int(stat.parent.name)] = int(fields[1])
+    return found
+
+
+def tree_rss_mb(root: int) -> float:
+    """Memory of a process and all its descendants (import workers included), as the sum
+    of their proportional set sizes."""
     tree, frontier = {root}, [root]
     while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        children = _children(frontier.pop())
         tree.update(children)
         frontier.extend(children)
-    total = 0
+    total_kb = 0
     for pid in tree:
         try:
-            total += int((Path("/proc") / str(pid) / "statm").read_text().split()[1])
-        except (OSError, IndexError):
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
             continue
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+        # Pss: pages shared by the fork server and its workers are counted once in all.
+        total_kb += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    return total_kb / 1024
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Run a command; return wall seconds, peak RSS of its process tree in MB (sampled
+    """Run a command; return wall seconds, peak memory of its process tree in MB (sampled
     every 200 ms) and its stdout."""
     start = time.perf_counter()
     peak = 0.0
@@ -144,19 +149,19 @@ def main() -> None:
 
     ours, ours_rss = run_import(folder)
     print(f"tlsrpt import   {args.count} reports: {ours:7.2f} s  "
-          f"{args.count / ours:8.0f} reports/s  peak RSS {ours_rss} MB")  # fmt: skip
+          f"{args.count / ours:8.0f} reports/s  peak memory {ours_rss} MB")  # fmt: skip
     if not args.skip_parsedmarc:
         python = parsedmarc_python(args.workdir)
         theirs, theirs_rss, out = timed([str(python), "-c", PARSEDMARC_LOOP, str(folder)])
         assert int(out) == args.count
         print(f"parsedmarc parse {args.count} reports: {theirs:7.2f} s  "
-              f"{args.count / theirs:8.0f} reports/s  peak RSS {theirs_rss} MB")  # fmt: skip
+              f"{args.count / theirs:8.0f} reports/s  peak memory {theirs_rss} MB")  # fmt: skip
         print(f"ratio: tlsrpt import (parse + store) is {theirs / ours:.2f}x parsedmarc's parse")
     if args.memory_count:
         big = corpus(args.workdir, args.memory_count)
         elapsed, rss = run_import(big)
         print(f"tlsrpt import   {args.memory_count} reports: {elapsed:7.2f} s  "
-              f"{args.memory_count / elapsed:8.0f} reports/s  peak RSS {rss} MB")  # fmt: skip
+              f"{args.memory_count / elapsed:8.0f} reports/s  peak memory {rss} MB")  # fmt: skip
     own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"({os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; "
           f"this script's own peak RSS {own_rss} MB)")  # fmt: skip

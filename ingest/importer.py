@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ingest.intake import IntakeRules
 from ingest.model import Channel
-from ingest.parse_pool import Refused, parsed_chunks
+from ingest.parse_pool import ParsedChunks, Refused
 from ingest.quarantine import Quarantine
 from ingest.rows import RowBatch
 from ingest.sources import InputRef
@@ -88,7 +88,7 @@ def import_inputs(
     summary = ImportSummary()
     quarantine = Quarantine(data_dir)
     pending: list[RowBatch] = []
-    with open_store(data_dir) as store:
+    with ParsedChunks(refs, channel, rules, workers) as chunks, open_store(data_dir) as store:
 
         def flush() -> None:
             if not pending:
@@ -105,7 +105,7 @@ def import_inputs(
             if advance:
                 advance(len(batch))
 
-        for refused, rows in parsed_chunks(refs, channel, rules, workers):
+        for refused, rows in chunks:
             for result in refused:
                 _quarantine(result, quarantine, channel, summary)
                 if advance:

@@ -7,6 +7,7 @@ chunk's rows as Arrow tables, which pickle far faster than the model objects.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -83,24 +84,57 @@ def _worker_chunk(refs: list[InputRef]) -> _Chunk:
     return _intake_chunk(refs, *_worker_job)
 
 
-def parsed_chunks(
-    refs: list[InputRef], channel: Channel, rules: IntakeRules, workers: int
-) -> Iterator[_Chunk]:
-    """Parsed chunks in input order: in worker processes for large imports, with a
-    bounded number of chunks in flight so memory stays flat; else in this process."""
-    chunks = [refs[i : i + CHUNK] for i in range(0, len(refs), CHUNK)]
-    if workers <= 1 or len(refs) < PARALLEL_MINIMUM:
-        for chunk in chunks:
-            yield _intake_chunk(chunk, channel, rules)
-        return
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Fork while this process runs no other thread (quick, and the workers inherit the
+    imported parser); else a fork server, since forking a threaded process is unsafe."""
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(channel, rules)
-    ) as pool:
-        pending: deque[Future[_Chunk]] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_worker_chunk, chunk))
-            if len(pending) > IN_FLIGHT_PER_WORKER * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+class ParsedChunks:
+    """Parsed chunks in input order: in worker processes for large imports, with a
+    bounded number of chunks in flight so memory stays flat; else in this process.
+
+    The workers start when this is made: make it before opening the database, so they
+    can be forked from a process that runs no other thread yet."""
+
+    def __init__(
+        self, refs: list[InputRef], channel: Channel, rules: IntakeRules, workers: int
+    ) -> None:
+        self._chunks = deque(refs[i : i + CHUNK] for i in range(0, len(refs), CHUNK))
+        self._job = (channel, rules)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[Future[_Chunk]] = deque()
+        if workers > 1 and len(refs) >= PARALLEL_MINIMUM:
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=_worker_context(),
+                initializer=_init_worker,
+                initargs=self._job,
+            )
+            while self._chunks and len(self._pending) < IN_FLIGHT_PER_WORKER * workers:
+                self._pending.append(self._pool.submit(_worker_chunk, self._chunks.popleft()))
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        if self._pool is None:
+            while self._chunks:
+                yield _intake_chunk(self._chunks.popleft(), *self._job)
+            return
+        while self._pending:
+            done = self._pending.popleft().result()
+            if self._chunks:
+                self._pending.append(self._pool.submit(_worker_chunk, self._chunks.popleft()))
+            yield done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> ParsedChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from tlsrpt.commands import analysis, check, data, dns, enforce, importing, samples, serve
+# name -> "module:attribute", imported only when that command runs (or for --help):
+# the analysis commands pull in pandas and plotly, which `import` and `serve` never need.
+COMMANDS = {
+    "serve": "tlsrpt.commands.serve:serve_command",
+    "import": "tlsrpt.commands.importing:import_command",
+    "summary": "tlsrpt.commands.data:summary_command",
+    "quarantine": "tlsrpt.commands.data:quarantine_command",
+    "reprocess": "tlsrpt.commands.data:reprocess_command",
+    "report": "tlsrpt.commands.analysis:report_command",
+    "verdict": "tlsrpt.commands.analysis:verdict_command",
+    "dns": "tlsrpt.commands.dns:dns_command",
+    "check": "tlsrpt.commands.check:check_command",
+    "enforce-plan": "tlsrpt.commands.enforce:enforce_plan_command",
+    "samples": "tlsrpt.commands.samples:samples_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="tlsrpt-collector")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def main(verbose: bool) -> None:
@@ -23,16 +55,3 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-main.add_command(importing.import_command)
-main.add_command(data.summary_command)
-main.add_command(data.quarantine_command)
-main.add_command(data.reprocess_command)
-main.add_command(samples.samples_command)
-main.add_command(dns.dns_command)
-main.add_command(check.check_command)
-main.add_command(enforce.enforce_plan_command)
-main.add_command(serve.serve_command)
-main.add_command(analysis.report_command)
-main.add_command(analysis.verdict_command)
