@@ -85,14 +85,15 @@ class Spool:
         """Write records durably as one file: fsync, rename, fsync of the folder."""
         final = self.path(group)
         tmp = final.with_name(f".{final.name}.tmp")
+        # One buffer, one write: each system call hands the GIL back and forth with the
+        # event loop, and every hand-over can wait for the loop's switch interval.
+        data = b"".join(part for entry, raw in items for part in (entry.header(len(raw)), raw))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             try:
-                for entry, raw in items:
-                    for chunk in (entry.header(len(raw)), raw):
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(fd, view) :]
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
