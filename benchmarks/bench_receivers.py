@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,8 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0
+    """Server CPU seconds (user + system, all threads) during the run."""
 
     @property
     def rate(self) -> float:
@@ -122,8 +125,13 @@ class Result:
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         return (
             f"{self.name:<28} {self.rate:8.1f} reports/s   p50 {p50:7.1f} ms   "
-            f"p99 {p99:7.1f} ms   ({len(self.latencies)} acked, {self.errors} errors)"
+            f"p99 {p99:7.1f} ms   ({len(self.latencies)} acked, {self.errors} errors, "
+            f"server CPU {self.cpu_per_report:.2f} ms/report)"
         )
+
+    @property
+    def cpu_per_report(self) -> float:
+        return self.cpu / len(self.latencies) * 1000 if self.latencies else 0.0
 
 
 # Load generators ------------------------------------------------------------------------
@@ -366,6 +374,20 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Any) -> Result:
+    """Run a load phase (a coroutine) and record the server's CPU time during it."""
+    before = cpu_seconds(pid)
+    result: Result = asyncio.run(run)
+    result.cpu = cpu_seconds(pid) - before
+    return result
+
+
 def stored_count(data_dir: Path) -> int:
     from ingest.database import connect, database_path
 
@@ -400,19 +422,21 @@ def bench(args: argparse.Namespace) -> None:
         service = start_service(data_dir)
         try:
             warm = asyncio.run(run_smtp("warm-up", "127.0.0.1", service.smtp_port, 4, 2))
-            smtp_ours = asyncio.run(
+            smtp_ours = measured(
+                service.process.pid,
                 run_smtp(
                     "tlsrpt serve SMTP",
                     "127.0.0.1",
                     service.smtp_port,
                     args.smtp_clients,
                     args.duration,
-                )
+                ),
             )
-            https_ours = asyncio.run(
+            https_ours = measured(
+                service.process.pid,
                 run_https(
                     "tlsrpt serve HTTPS", service.url, service.ca, args.https_clients, args.duration
-                )
+                ),
             )
             expected = len(warm.latencies) + len(smtp_ours.latencies) + len(https_ours.latencies)
             stored, lag = wait_stored(data_dir, expected)
@@ -425,10 +449,11 @@ def bench(args: argparse.Namespace) -> None:
         try:
             wait_port(port)
             asyncio.run(run_smtp("warm-up", "127.0.0.1", port, 4, 2))
-            smtp_base = asyncio.run(
+            smtp_base = measured(
+                base.pid,
                 run_smtp(
                     "baseline aiosmtpd no-op", "127.0.0.1", port, args.smtp_clients, args.duration
-                )
+                ),
             )
         finally:
             stop(base)
@@ -436,14 +461,15 @@ def bench(args: argparse.Namespace) -> None:
         base = spawn("--baseline-https", str(port), cert, key)
         try:
             wait_port(port)
-            https_base = asyncio.run(
+            https_base = measured(
+                base.pid,
                 run_https(
                     "baseline uvicorn discard",
                     f"https://localhost:{port}/tlsrpt",
                     service.ca,
                     args.https_clients,
                     args.duration,
-                )
+                ),
             )
         finally:
             stop(base)
