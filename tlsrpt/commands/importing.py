@@ -68,10 +68,13 @@ def import_command(
     data directory (send the reports to it instead).
     """
     refs = find_inputs(list(paths))
+    rules = IntakeRules(
+        limits=Limits(max_decompressed=max_decompressed_mb * MB),
+        domains=frozenset(d.lower().rstrip(".") for d in domains),
+        dkim=DkimChecker(nameservers=nameserver, port=dns_port) if dkim else None,
+    )
     with collector_lock(data_dir, "import"):
-        summary = _import(
-            refs, data_dir, as_json, domains, max_decompressed_mb, dkim, nameserver, dns_port
-        )
+        summary = _import_with_progress(refs, data_dir, rules, quiet=as_json)
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -80,21 +83,10 @@ def import_command(
         raise click.ClickException(f"{summary.rejected} input(s) refused; see `tlsrpt quarantine`")
 
 
-def _import(
-    refs: list[InputRef],
-    data_dir: Path,
-    as_json: bool,
-    domains: tuple[str, ...],
-    max_decompressed_mb: int,
-    dkim: bool,
-    nameserver: tuple[str, ...],
-    dns_port: int,
+def _import_with_progress(
+    refs: list[InputRef], data_dir: Path, rules: IntakeRules, *, quiet: bool
 ) -> ImportSummary:
-    rules = IntakeRules(
-        limits=Limits(max_decompressed=max_decompressed_mb * MB),
-        domains=frozenset(d.lower().rstrip(".") for d in domains),
-        dkim=DkimChecker(nameservers=nameserver, port=dns_port) if dkim else None,
-    )
+    """The import, with a progress bar on a terminal (stderr)."""
     err = Console(stderr=True)
     with Progress(
         TextColumn("importing"),
@@ -103,7 +95,7 @@ def _import(
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=as_json or not err.is_terminal,
+        disable=quiet or not err.is_terminal,
     ) as progress:
         task = progress.add_task("import", total=len(refs))
         return import_inputs(refs, data_dir, rules, advance=lambda n: progress.advance(task, n))
