@@ -29,21 +29,21 @@ def json_sha256(data: bytes) -> str:
 
 @dataclass(slots=True)
 class _Columns:
-    """Column-wise buffers for one table, turned into an Arrow table for a bulk insert."""
+    """Rows for one table, turned column-wise into an Arrow table for a bulk insert."""
 
     names: tuple[str, ...]
-    data: dict[str, list[Any]]
+    rows: list[tuple[Any, ...]]
 
     @classmethod
     def of(cls, *names: str) -> _Columns:
-        return cls(names, {n: [] for n in names})
+        return cls(names, [])
 
     def append(self, *values: Any) -> None:
-        for name, value in zip(self.names, values, strict=True):
-            self.data[name].append(value)
+        self.rows.append(values)
 
     def table(self, schema: pa.Schema) -> pa.Table:
-        return pa.table(self.data, schema=schema)
+        columns = zip(*self.rows, strict=True) if self.rows else ([] for _ in self.names)
+        return pa.table(dict(zip(self.names, map(list, columns), strict=True)), schema=schema)
 
 
 _STR = pa.string()
