@@ -29,6 +29,22 @@ def data_dir_option(func: F) -> F:
     )(func)
 
 
+def verdict_window_options(func: F) -> F:
+    """`--days N` and `--end YYYY-MM-DD`: the UTC days the enforce verdict looks at."""
+    func = click.option(
+        "--end",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        help="Last UTC day of the verdict's window, YYYY-MM-DD (default: yesterday).",
+    )(func)
+    return click.option(
+        "--days",
+        type=click.IntRange(1, 400),
+        default=28,
+        show_default=True,
+        help="Length of the verdict's window in UTC days.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(func)
 

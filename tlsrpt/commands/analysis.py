@@ -12,7 +12,14 @@ from analysis.verdict import Decision, Thresholds, domain_verdict
 from analysis.views import format_verdict
 from analysis.weekly_report import write_reports
 from analysis.window import BadWindow, Window, iso_week, last_complete_week
-from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_json, user_errors
+from tlsrpt.options import (
+    COMMON_ERRORS,
+    data_dir_option,
+    json_option,
+    print_json,
+    user_errors,
+    verdict_window_options,
+)
 
 EXIT_STATUS = {Decision.READY: 0, Decision.NOT_READY: 1, Decision.INSUFFICIENT_DATA: 2}
 VERDICT_ERROR_STATUS = 3
@@ -69,18 +76,7 @@ class VerdictError(click.ClickException):
 
 @click.command("verdict")
 @click.argument("domain")
-@click.option(
-    "--days",
-    type=click.IntRange(1, 400),
-    default=28,
-    show_default=True,
-    help="Length of the window in UTC days.",
-)
-@click.option(
-    "--end",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Last UTC day of the window, YYYY-MM-DD (default: yesterday).",
-)
+@verdict_window_options
 @click.option(
     "--min-days",
     type=click.IntRange(0),

@@ -16,7 +16,14 @@ from ingest.database import DatabaseBusy, DatabaseMissing
 from tlsrpt.commands.network import domain_argument, network_options, tls_context
 from tlsrpt.dns_lookup import Lookup, LookupFailed, Nameserver
 from tlsrpt.enforce_plan import EnforcePlan, plan_enforce
-from tlsrpt.options import COMMON_ERRORS, data_dir_option, json_option, print_json, user_errors
+from tlsrpt.options import (
+    COMMON_ERRORS,
+    data_dir_option,
+    json_option,
+    print_json,
+    user_errors,
+    verdict_window_options,
+)
 from tlsrpt.policy_fetch import FetchFailed, fetch_policy
 from tlsrpt.records import STS_PREFIX, RecordError
 from tlsrpt.sts_policy import MAX_AGE_LIMIT, Mode, parse_policy, policy_url
@@ -53,18 +60,7 @@ def _load_verdict(data_dir: Path, domain: str, end: date | None, days: int) -> _
     type=click.IntRange(0, MAX_AGE_LIMIT),
     help="max_age for the enforce policy (default: the live one, at least a week).",
 )
-@click.option(
-    "--days",
-    type=click.IntRange(1, 400),
-    default=28,
-    show_default=True,
-    help="Length of the verdict's window in UTC days.",
-)
-@click.option(
-    "--end",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Last UTC day of the verdict's window, YYYY-MM-DD (default: yesterday).",
-)
+@verdict_window_options
 @network_options
 @data_dir_option
 @json_option
