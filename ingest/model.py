@@ -3,13 +3,18 @@
 Field names are the report's JSON keys in snake_case. Values the RFC does not know
 (result types, policy types) are kept verbatim as strings; `ResultType` and `PolicyType`
 name the registered ones.
+
+The classes are frozen msgspec Structs: a bulk import builds several per report, and a
+Struct is built about 20 times faster than a frozen dataclass. They hold no reference
+cycles, so they are left out of the garbage collector (`gc=False`).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from datetime import date, datetime
+
+import msgspec
 
 
 class PolicyType(enum.StrEnum):
@@ -85,8 +90,7 @@ class Channel(enum.StrEnum):
     IMPORT = "import"
 
 
-@dataclass(frozen=True, slots=True)
-class FailureDetail:
+class FailureDetail(msgspec.Struct, frozen=True, gc=False):
     result_type: str
     failed_session_count: int
     sending_mta_ip: str | None = None
@@ -101,8 +105,7 @@ class FailureDetail:
         return result_category(self.result_type)
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(msgspec.Struct, frozen=True, gc=False):
     policy_type: str
     policy_domain: str | None
     policy_string: tuple[str, ...]
@@ -115,8 +118,7 @@ class Policy:
     anomalies: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(msgspec.Struct, frozen=True, gc=False):
     organization_name: str
     contact_info: str | None
     report_id: str
@@ -140,8 +142,7 @@ class Report:
         return self.organization_name.strip().lower()
 
 
-@dataclass(frozen=True, slots=True)
-class MailInfo:
+class MailInfo(msgspec.Struct, frozen=True, gc=False):
     """What a report email tells beyond the report itself."""
 
     tls_report_domain: str | None
@@ -151,15 +152,14 @@ class MailInfo:
     attachment_name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedReport:
+class ParsedReport(msgspec.Struct, frozen=True, gc=False):
     """The parser's result: the report, the JSON bytes it came from, and the mail it
     arrived in, if any."""
 
     report: Report
     json_bytes: bytes
     mail: MailInfo | None = None
-    anomalies: tuple[str, ...] = field(default=())
+    anomalies: tuple[str, ...] = ()
 
     @property
     def all_anomalies(self) -> tuple[str, ...]:
@@ -169,16 +169,14 @@ class ParsedReport:
         return self.anomalies + self.report.anomalies + per_policy
 
 
-@dataclass(frozen=True, slots=True)
-class DkimVerdict:
+class DkimVerdict(msgspec.Struct, frozen=True, gc=False):
     result: DkimResult
     domain: str | None = None
     """The d= of the signature that decided the result."""
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     """A parsed report with how it arrived: what the store writes."""
 
     parsed: ParsedReport

@@ -5,11 +5,12 @@ Pure: bytes in, `ParsedReport` out. DKIM needs DNS and lives in `ingest.dkim_che
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import email.message
 from collections.abc import Iterator
 from email import policy as email_policy
+
+import msgspec
 
 from ingest.decode import gunzip, is_gzip
 from ingest.errors import InvalidReport, NoReportFound, TooLarge
@@ -160,7 +161,7 @@ def _infer_policy_domain(report: Report, header_domain: str | None) -> Report:
     if not header_domain:
         return report
     policies = tuple(
-        dataclasses.replace(
+        msgspec.structs.replace(
             p,
             policy_domain=header_domain,
             anomalies=(
@@ -172,4 +173,4 @@ def _infer_policy_domain(report: Report, header_domain: str | None) -> Report:
         else p
         for p in report.policies
     )
-    return dataclasses.replace(report, policies=policies)
+    return msgspec.structs.replace(report, policies=policies)
