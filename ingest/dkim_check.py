@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-
-import dkim
-import dns.exception
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from ingest.model import DkimResult, DkimVerdict, ParsedReport
+
+if TYPE_CHECKING:
+    import dns.resolver
+
+# dkimpy and dnspython are imported when a signature is first checked: an import of
+# thousands of unsigned reports (or plain JSON files) should not pay for them.
 
 _D_TAG = re.compile(rb"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
 _L_TAG = re.compile(rb"(?:^|;)\s*l\s*=", re.IGNORECASE)
@@ -41,6 +44,8 @@ class DkimChecker:
     _temp_failure: bool = False
 
     def _resolver(self) -> dns.resolver.Resolver:
+        import dns.resolver
+
         resolver = dns.resolver.Resolver(configure=not self.nameservers)
         if self.nameservers:
             resolver.nameservers = list(self.nameservers)
@@ -49,6 +54,9 @@ class DkimChecker:
         return resolver
 
     def _txt(self, name: bytes, timeout: float = 5) -> bytes | None:
+        import dns.exception
+        import dns.resolver
+
         qname = name.decode("ascii", "replace").rstrip(".")
         if qname in self._cache:
             return self._cache[qname]
@@ -66,6 +74,8 @@ class DkimChecker:
     def verify(self, raw: bytes, parsed: ParsedReport) -> DkimVerdict:
         if not _HAS_SIGNATURE.search(raw):
             return DkimVerdict(DkimResult.NONE)
+        import dkim
+
         wanted = _submitter_domains(parsed)
         checker = dkim.DKIM(raw, logger=_QUIET, tlsrpt=True, timeout=int(self.timeout) or 1)
         signatures = [h for h in checker.headers if h[0].lower() == b"dkim-signature"]
