@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from ingest.errors import InvalidReport
 from ingest.intake import IntakeRules, intake
 from ingest.model import Channel, Envelope
-from ingest.rows import RowBatch, flatten
+from ingest.rows import RowBatch, flatten, skip_pandas_probe
 from ingest.sources import InputRef, read_inputs
 
 PARALLEL_MINIMUM = 1000
@@ -77,6 +77,7 @@ _worker_job: tuple[Channel, IntakeRules] | None = None
 def _init_worker(channel: Channel, rules: IntakeRules) -> None:
     global _worker_job
     _worker_job = (channel, rules)
+    skip_pandas_probe()
 
 
 def _worker_chunk(refs: list[InputRef]) -> _Chunk:
@@ -108,6 +109,7 @@ class ParsedChunks:
         self._job = (channel, rules)
         self._pool: ProcessPoolExecutor | None = None
         self._pending: deque[Future[_Chunk]] = deque()
+        skip_pandas_probe()
         if workers > 1 and len(refs) >= PARALLEL_MINIMUM:
             self._pool = ProcessPoolExecutor(
                 workers,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingest.database import connect, database_path, run
 from ingest.model import Envelope
@@ -72,11 +71,8 @@ class Store:
     def _insert(self, batch: RowBatch, kept: list[int], *, transaction: bool) -> None:
         reports, children = batch.reports, (batch.policies, batch.details, batch.raw)
         if len(kept) < len(batch):
-            rows = pa.array(kept, pa.int32())
-            reports = reports.take(rows)
-            children = tuple(
-                t.filter(pc.is_in(t.column(ROW_COLUMN), value_set=rows)) for t in children
-            )
+            reports = reports.take(pa.array(kept, pa.int32()))
+            children = tuple(_rows_of(t, set(kept)) for t in children)
         con = self.con
         if transaction:
             run(con, "BEGIN TRANSACTION")
@@ -100,7 +96,7 @@ class Store:
     def _stored_digests(self, keys: set[int]) -> dict[int, str]:
         if not keys:
             return {}
-        self.con.register("_keys", pa.table({"k": pa.array(list(keys), pa.int64())}))
+        self.con.register("_keys", pa.Table.from_arrays([pa.array(list(keys), pa.int64())], ["k"]))
         try:
             rows = self.con.execute(
                 "SELECT report_key, json_sha256 FROM reports "
@@ -109,6 +105,12 @@ class Store:
         finally:
             self.con.unregister("_keys")
         return {int(k): str(d) for k, d in rows}
+
+
+def _rows_of(table: pa.Table, reports: set[int]) -> pa.Table:
+    """The rows of a child table that belong to the given reports (batch positions)."""
+    owners = table.column(ROW_COLUMN).to_pylist()
+    return table.take(pa.array([i for i, r in enumerate(owners) if r in reports], pa.int32()))
 
 
 @contextmanager
