@@ -5,8 +5,9 @@ from __future__ import annotations
 import mailbox
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 REPORT_SUFFIXES = (".json", ".json.gz", ".gz", ".eml", ".msg", ".mbox")
 
@@ -15,8 +16,7 @@ class SourceError(Exception):
     """A path the user named cannot be read."""
 
 
-@dataclass(frozen=True, slots=True)
-class InputRef:
+class InputRef(msgspec.Struct, frozen=True, gc=False):
     """One input: a file, or one message of a mailbox. Plain strings: a 100,000-file
     import holds 100,000 of these."""
 
@@ -54,17 +54,20 @@ def _mailbox_refs(path: Path) -> Iterator[InputRef]:
         yield InputRef(str(path), key)
 
 
-def _walk(folder: Path) -> Iterator[Path | tuple[str, Path]]:
+def _walk(folder: Path) -> Iterator[tuple[str, str]]:
+    """(kind, path) of every input below a folder: "maildir", "mbox" or "file". Plain
+    strings: this runs once per file of large imports."""
     for root, dirs, files in os.walk(folder):
-        here = Path(root)
-        if _is_maildir(here):
-            yield ("maildir", here)
+        if _is_maildir(Path(root)):
+            yield ("maildir", root)
             dirs[:] = [d for d in dirs if d not in ("cur", "new", "tmp")]
         dirs.sort()
         for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(REPORT_SUFFIXES):
+            lower = name.lower()
+            if name.startswith(".") or not lower.endswith(REPORT_SUFFIXES):
                 continue
-            yield here / name
+            path = os.path.join(root, name)  # noqa: PTH118 (no Path per file: hot path)
+            yield ("mbox" if lower.endswith(".mbox") else "file", path)
 
 
 def find_inputs(paths: list[Path]) -> list[InputRef]:
@@ -81,18 +84,29 @@ def find_inputs(paths: list[Path]) -> list[InputRef]:
             if _is_maildir(path):
                 refs.extend(_mailbox_refs(path))
                 continue
-            for found in _walk(path):
-                if isinstance(found, tuple):
-                    refs.extend(_mailbox_refs(found[1]))
-                elif found.suffix.lower() == ".mbox" and _is_mbox(found):
-                    refs.extend(_mailbox_refs(found))
+            for kind, found in _walk(path):
+                if kind == "maildir" or (kind == "mbox" and _is_mbox(Path(found))):
+                    refs.extend(_mailbox_refs(Path(found)))
                 else:
-                    refs.append(InputRef(str(found)))
+                    refs.append(InputRef(found))
         elif _is_mbox(path):
             refs.extend(_mailbox_refs(path))
         else:
             refs.append(InputRef(str(path)))
     return refs
+
+
+def _read_file(path: str) -> bytes:
+    """A file's bytes with bare system calls: half the cost of `open().read()`, which
+    counts when an import reads 100,000 small reports."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_inputs(refs: Iterable[InputRef]) -> Iterator[tuple[InputRef, bytes | OSError]]:
@@ -104,9 +118,7 @@ def read_inputs(refs: Iterable[InputRef]) -> Iterator[tuple[InputRef, bytes | OS
         for ref in refs:
             try:
                 if ref.key is None:
-                    with open(ref.path, "rb") as fh:  # noqa: PTH123 (no Path per file: hot path)
-                        data = fh.read()
-                    yield ref, data
+                    yield ref, _read_file(ref.path)
                     continue
                 if box is None or box_path != ref.path:
                     if box is not None:
