@@ -6,6 +6,7 @@ chunk's rows as Arrow tables, which pickle far faster than the model objects.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import threading
 from collections import deque
@@ -111,6 +112,9 @@ class ParsedChunks:
         self._pending: deque[Future[_Chunk]] = deque()
         skip_pandas_probe()
         if workers > 1 and len(refs) >= PARALLEL_MINIMUM:
+            # Objects the workers inherit are kept out of their garbage collections, which
+            # would otherwise scan them, and copy every page they touch, again and again.
+            gc.freeze()
             self._pool = ProcessPoolExecutor(
                 workers,
                 mp_context=_worker_context(),
@@ -134,6 +138,7 @@ class ParsedChunks:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+            gc.unfreeze()
 
     def __enter__(self) -> ParsedChunks:
         return self
