@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ingest.model import Envelope
+from ingest.model import Envelope, result_category
 
 
 class _WithoutPandas(importlib.abc.MetaPathFinder):
@@ -177,7 +176,7 @@ def _shift(table: pa.Table, offset: int) -> pa.Table:
     if not offset:
         return table
     index = table.schema.get_field_index(ROW_COLUMN)
-    shifted = pc.add(table.column(index), pa.scalar(offset, pa.int32()))
+    shifted = pa.array([row + offset for row in table.column(index).to_pylist()], pa.int32())
     return table.set_column(index, _ROW_FIELD, shifted)
 
 
@@ -213,57 +212,66 @@ def _flatten(
     policies: _Columns,
     details: _Columns,
 ) -> None:
+    # Hot path of a bulk import: rows are plain tuples; tuples stand for lists and enum
+    # members (StrEnum) for their strings, both as Arrow converts them.
     parsed = env.parsed
     report = parsed.report
     mail = parsed.mail
     dkim = env.dkim
-    reports.append(
-        key,
-        report.submitter,
-        report.report_id,
-        report.organization_name,
-        report.contact_info,
-        report.start_datetime,
-        report.end_datetime,
-        report.report_date,
-        env.channel.value,
-        env.received_at,
-        env.source,
-        mail.tls_report_domain if mail else None,
-        mail.tls_report_submitter if mail else None,
-        dkim.result.value if dkim else None,
-        dkim.domain if dkim else None,
-        digest,
-        list(parsed.anomalies + report.anomalies),
-    )
-    for p_index, p in enumerate(report.policies):
-        policies.append(
-            row,
+    reports.rows.append(
+        (
             key,
-            p_index,
-            p.policy_type,
-            p.policy_domain,
-            list(p.policy_string),
-            list(p.mx_host),
-            p.policy_mode.value if p.policy_mode else None,
-            p.policy_id,
-            p.total_successful_session_count,
-            p.total_failure_session_count,
-            list(p.anomalies),
+            report.submitter,
+            report.report_id,
+            report.organization_name,
+            report.contact_info,
+            report.start_datetime,
+            report.end_datetime,
+            report.report_date,
+            env.channel,
+            env.received_at,
+            env.source,
+            mail.tls_report_domain if mail else None,
+            mail.tls_report_submitter if mail else None,
+            dkim.result if dkim else None,
+            dkim.domain if dkim else None,
+            digest,
+            parsed.anomalies + report.anomalies,
         )
-        for d_index, d in enumerate(p.failure_details):
-            details.append(
+    )
+    add_policy = policies.rows.append
+    for p_index, p in enumerate(report.policies):
+        add_policy(
+            (
                 row,
                 key,
                 p_index,
-                d_index,
-                d.result_type,
-                d.result_category.value,
-                d.sending_mta_ip,
-                d.receiving_mx_hostname,
-                d.receiving_mx_helo,
-                d.receiving_ip,
-                d.failed_session_count,
-                d.additional_information,
-                d.failure_reason_code,
+                p.policy_type,
+                p.policy_domain,
+                p.policy_string,
+                p.mx_host,
+                p.policy_mode,
+                p.policy_id,
+                p.total_successful_session_count,
+                p.total_failure_session_count,
+                p.anomalies,
+            )
+        )
+        for d_index, d in enumerate(p.failure_details):
+            details.rows.append(
+                (
+                    row,
+                    key,
+                    p_index,
+                    d_index,
+                    d.result_type,
+                    result_category(d.result_type),
+                    d.sending_mta_ip,
+                    d.receiving_mx_hostname,
+                    d.receiving_mx_helo,
+                    d.receiving_ip,
+                    d.failed_session_count,
+                    d.additional_information,
+                    d.failure_reason_code,
+                )
             )
