@@ -20,6 +20,8 @@ def gunzip(data: bytes, max_output: int) -> bytes:
     Memory stays bounded by the cap: input is fed in chunks and each step may return at
     most what the cap still allows.
     """
+    if len(data) <= _CHUNK and (whole := _one_small_member(data, max_output)) is not None:
+        return whole
     out = bytearray()
     pos = 0
     while pos < len(data):
@@ -45,3 +47,19 @@ def gunzip(data: bytes, max_output: int) -> bytes:
         if not data[pos:].strip(b"\x00"):
             break  # trailing zero padding after the last member is tolerated
     return bytes(out)
+
+
+def _one_small_member(data: bytes, max_output: int) -> bytes | None:
+    """The inflated data in one call when `data` is one whole gzip member (plus zero
+    padding), as reports nearly always are; None for anything else (several members,
+    truncation, corruption), which the general loop then reports."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, max_output + 1)
+    except zlib.error:
+        return None
+    if len(out) > max_output:
+        raise TooLarge(f"gzip inflates past the {max_output} byte cap", "gzip")
+    if inflater.eof and not inflater.unused_data.strip(b"\x00"):
+        return out
+    return None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.database import run
 from ingest.intake import IntakeRules
 from ingest.model import Channel
 from ingest.parse_pool import ParsedChunks, Refused
@@ -89,6 +90,8 @@ def import_inputs(
     quarantine = Quarantine(data_dir)
     pending: list[RowBatch] = []
     with ParsedChunks(refs, channel, rules, workers) as chunks, open_store(data_dir) as store:
+        # The parse workers keep the CPUs busy: a second DuckDB thread would only contend.
+        run(store.con, "SET threads = 1")
 
         def flush() -> None:
             if not pending:
