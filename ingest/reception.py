@@ -28,7 +28,7 @@ from ingest.known_reports import KnownReports
 from ingest.model import Channel, Envelope
 from ingest.quarantine import Quarantine
 from ingest.rows import report_key
-from ingest.spool import Spool, SpoolEntry, SpoolError, SpoolFlusher
+from ingest.spool import SegmentContents, Spool, SpoolEntry, SpoolFlusher
 from ingest.writer import Accepted, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,15 @@ class Reception:
         if partial:
             log.info("removed %d incomplete spool file(s) (never acknowledged)", partial)
         accepted = refused = 0
-        for group in self.spool.groups():
+        for segment in self.spool.segments():
             try:
-                records = list(self.spool.read_group(group))
-            except (SpoolError, OSError) as exc:
-                log.error("%s; moving it to the quarantine", exc)
-                self._set_aside(group)
+                contents = self.spool.read_segment(segment)
+            except OSError as exc:
+                log.error("cannot read spool file %s (%s)", segment, exc)
                 continue
-            for entry, raw in records:
+            if contents.damaged:
+                self._set_aside(segment, contents)
+            for entry, raw in contents.records:
                 if self.check(entry, raw).accepted:
                     accepted += 1
                 else:
@@ -201,12 +202,22 @@ class Reception:
         )
         return Receipt(entry.id, refusal=exc, quarantine_id=quarantined.id)
 
-    def _set_aside(self, group: str) -> None:
-        try:
-            raw = self.spool.path(group).read_bytes()
-        except OSError:
-            return
-        self.quarantine.put(
-            raw, code="bad_spool_file", reason="unreadable spool file", channel="spool", source=None
+    def _set_aside(self, segment: str, contents: SegmentContents) -> None:
+        """Keep what could not be read back of a spool file in the quarantine."""
+        log.error(
+            "spool file %s: %s; %d record(s) read, the remaining %d bytes go to the "
+            "quarantine (a write cut short by a crash was never acknowledged)",
+            segment,
+            contents.problem,
+            len(contents.records),
+            len(contents.damaged),
         )
-        self.spool.remove_group(group)
+        self.quarantine.put(
+            contents.damaged,
+            code="bad_spool_file",
+            reason=f"unreadable spool file: {contents.problem}",
+            channel="spool",
+            source=None,
+        )
+        if not contents.records:
+            self.spool.remove_segment(segment)
