@@ -7,14 +7,16 @@
    a permanent error. Accepted: the report goes to the writer queue; the receiver answers
    with the spool id, and "duplicate" when the report was accepted before.
 
-The work runs in its own task, so a client that hangs up mid-way changes nothing: what
-was spooled is still checked and stored or quarantined.
+Checking and routing run in callbacks of the spool, not in the receiver's task, so a
+client that hangs up mid-way changes nothing: what was spooled is still checked and
+stored or quarantined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -76,37 +78,68 @@ class Reception:
         self.quarantine = Quarantine(data_dir)
         self._executor = ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
         self._local = threading.local()
-        self._tasks: set[asyncio.Task[Receipt]] = set()
+        self._in_progress: set[asyncio.Future[Receipt]] = set()
+        """Deliveries not yet checked and routed."""
 
     async def receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
         """Spool, check and route one delivery; returns once the bytes are durable and
         the verdict is known."""
-        task = asyncio.create_task(self._receive(raw, channel, source))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        receipt: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._in_progress.add(receipt)
+        try:
+            self.flusher.put(channel, raw, source, functools.partial(self._durable, raw, receipt))
+        except BaseException:
+            self._in_progress.discard(receipt)
+            raise
+        return await receipt
 
     async def drain(self) -> None:
         """Wait for deliveries in progress (at shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._in_progress:
+            await asyncio.sleep(0.01)
 
     def close(self) -> None:
         self.flusher.close()
         self._executor.shutdown(wait=True)
 
-    async def _receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
-        try:
-            entry = await self.flusher.put(channel, raw, source)
-        except OSError as exc:  # disk full, permissions: the sender should try again later
-            return Receipt("", refusal=InternalError(f"cannot spool the delivery ({exc.strerror})"))
-        if len(raw) <= QUICK_MAX and not self._needs_dns(channel, raw):
+    def _durable(
+        self,
+        raw: bytes,
+        receipt: asyncio.Future[Receipt],
+        entry: SpoolEntry | None,
+        error: OSError | None,
+    ) -> None:
+        """The delivery is durable (or could not be written): check and route it. Runs
+        as a callback on the event loop, not in the receiver's task, so a client that
+        goes away (which cancels that task) changes nothing."""
+        if entry is None:  # disk full, permissions: the sender should try again later
+            reason = error.strerror if error is not None else "unknown error"
+            self._finish(
+                receipt, Receipt("", refusal=InternalError(f"cannot spool the delivery ({reason})"))
+            )
+            return
+        if len(raw) <= QUICK_MAX and not self._needs_dns(entry.channel, raw):
             # the common case: parsing is quick and pure, so it runs right here
             envelope = self._quick_intake(entry, raw)
             if envelope is not None:
-                return self._accept(entry, envelope)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.check, entry, raw)
+                self._finish(receipt, self._accept(entry, envelope))
+                return
+        work = asyncio.get_running_loop().run_in_executor(self._executor, self.check, entry, raw)
+        work.add_done_callback(functools.partial(self._checked, entry, receipt))
+
+    def _checked(
+        self, entry: SpoolEntry, receipt: asyncio.Future[Receipt], work: asyncio.Future[Receipt]
+    ) -> None:
+        if work.cancelled() or work.exception() is not None:  # `check` catches its errors
+            refusal = InternalError("internal error (the check did not finish)")
+            self._finish(receipt, Receipt(entry.id, refusal=refusal))
+        else:
+            self._finish(receipt, work.result())
+
+    def _finish(self, receipt: asyncio.Future[Receipt], result: Receipt) -> None:
+        self._in_progress.discard(receipt)
+        if not receipt.done():  # done: the receiver's task was cancelled
+            receipt.set_result(result)
 
     def _quick_intake(self, entry: SpoolEntry, raw: bytes) -> Envelope | None:
         """The envelope, or None when the input is refused (or the parser fails):

@@ -25,6 +25,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,6 +247,11 @@ class Spool:
         return removed
 
 
+Durable = Callable[[SpoolEntry | None, OSError | None], None]
+"""Called on the delivering event loop once a delivery is durable: `(entry, None)`, or
+`(None, error)` when it could not be written."""
+
+
 @dataclass(slots=True)
 class _Pending:
     channel: Channel
@@ -253,12 +259,12 @@ class _Pending:
     received_at: datetime
     raw: bytes
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[SpoolEntry]
+    then: Durable
 
 
 class SpoolFlusher:
-    """A thread that writes spool entries in groups; `await put(...)` returns once the
-    entry is durable."""
+    """A thread that writes spool entries in groups; `put(..., then)` calls `then` on
+    the event loop once the entry is durable."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -268,17 +274,17 @@ class SpoolFlusher:
         self._thread = threading.Thread(target=self._run, name="spool-flusher", daemon=True)
         self._thread.start()
 
-    async def put(self, channel: Channel, raw: bytes, source: str | None) -> SpoolEntry:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[SpoolEntry] = loop.create_future()
-        pending = _Pending(channel, source, datetime.now(UTC), raw, loop, future)
+    def put(self, channel: Channel, raw: bytes, source: str | None, then: Durable) -> None:
+        """Queue a delivery (from a running event loop)."""
+        pending = _Pending(
+            channel, source, datetime.now(UTC), raw, asyncio.get_running_loop(), then
+        )
         with self._cond:
             if self._closed:
                 raise RuntimeError("the spool is closed")
             self._pending.append(pending)
             if len(self._pending) == 1:
                 self._cond.notify()  # the thread sleeps only when nothing is pending
-        return await future
 
     def close(self) -> None:
         """Finish what is waiting, then stop the thread."""
@@ -296,28 +302,26 @@ class SpoolFlusher:
                     break
                 group = self._pending[:_MAX_GROUP]
                 del self._pending[:_MAX_GROUP]
-            entries: list[SpoolEntry] | None = None
-            error: BaseException | None = None
+            entries: list[SpoolEntry | None]
+            error: OSError | None = None
             try:
-                entries = self.spool.append(
-                    [(p.channel, p.received_at, p.source, p.raw) for p in group]
+                entries = list(
+                    self.spool.append([(p.channel, p.received_at, p.source, p.raw) for p in group])
                 )
             except OSError as exc:
                 log.error("spool write failed: %s", exc)
-                error = exc
+                entries, error = [None] * len(group), exc
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, SpoolEntry | None]]] = {}
-            for i, p in enumerate(group):
-                by_loop.setdefault(p.loop, []).append((p, entries[i] if entries else None))
+            for pending, entry in zip(group, entries, strict=True):
+                by_loop.setdefault(pending.loop, []).append((pending, entry))
             for loop, settled in by_loop.items():  # one wake-up per loop and group
                 loop.call_soon_threadsafe(_settle, settled, error)
         self.spool.close()
 
 
-def _settle(settled: list[tuple[_Pending, SpoolEntry | None]], error: BaseException | None) -> None:
+def _settle(settled: list[tuple[_Pending, SpoolEntry | None]], error: OSError | None) -> None:
     for pending, entry in settled:
-        if pending.future.done():
-            continue  # cannot happen: receptions are shielded from cancellation
-        if entry is not None:
-            pending.future.set_result(entry)
-        else:
-            pending.future.set_exception(error or OSError("spool write failed"))
+        try:
+            pending.then(entry, error)
+        except Exception:  # one failing callback must not keep the others waiting
+            log.exception("handling spool entry %s failed", entry.id if entry else "(none)")
