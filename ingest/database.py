@@ -17,6 +17,7 @@ import duckdb
 
 DB_FILENAME = "tlsrpt.duckdb"
 _RETRY_PAUSE = 0.02
+_ALIAS = "store"
 
 
 class DatabaseBusy(Exception):
@@ -69,3 +70,69 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+class Attacher:
+    """A long-lived in-memory DuckDB connection that attaches the database file for one
+    unit of work and detaches it afterwards (which checkpoints and releases the file).
+
+    Between units the file is free for other processes, as with a short-lived
+    connection, at a fraction of the cost: every new connection builds DuckDB's whole
+    function catalog (about 25 ms of CPU), attaching the file takes about 2 ms.
+    Not thread-safe: one owner.
+    """
+
+    def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
+        self.path = path
+        self._memory_limit = memory_limit
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            con = duckdb.connect(":memory:")
+            if self._memory_limit:
+                run(con, f"SET memory_limit = '{self._memory_limit}'")
+            run(con, "SET TimeZone = 'UTC'")
+            self._con = con
+        return self._con
+
+    @contextmanager
+    def attached(self, *, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection with the database file attached as the default catalog,
+        retried while another process holds the file; detached on exit."""
+        con = self._connection()
+        literal = str(self.path).replace("'", "''")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                run(con, f"ATTACH '{literal}' AS {_ALIAS}")
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"{self.path} is held by another process (a reader); waited {wait:.0f} s"
+                    ) from exc
+                time.sleep(_RETRY_PAUSE)
+        try:
+            run(con, f"USE {_ALIAS}")
+            yield con
+        finally:
+            self._detach()
+
+    def _detach(self) -> None:
+        con = self._con
+        assert con is not None
+        try:
+            run(con, "USE memory")
+            run(con, f"DETACH {_ALIAS}")
+        except duckdb.Error:
+            # a connection that cannot let go of the file is of no further use
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._con is not None:
+            con, self._con = self._con, None
+            con.close()

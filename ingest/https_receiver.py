@@ -58,7 +58,15 @@ def _status_for(error: InvalidReport) -> int:
 
 
 async def _answer(send: Send, status: int, content: dict[str, str]) -> None:
-    body = json.dumps(content, separators=(",", ":")).encode()
+    await _send_json(send, status, json.dumps(content, separators=(",", ":")).encode())
+
+
+def _receipt_body(status: bytes, spool_id: str) -> bytes:
+    # {"status": ..., "id": ...} without the JSON encoder: the id is hex digits and a dash
+    return b'{"status":"' + status + b'","id":"' + spool_id.encode() + b'"}'
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -136,9 +144,9 @@ def create_app(
             error = receipt.refusal
             await _answer(send, _status_for(error), {"error": error.code, "reason": str(error)})
         elif receipt.duplicate:
-            await _answer(send, 200, {"status": "duplicate", "id": receipt.spool_id})
+            await _send_json(send, 200, _receipt_body(b"duplicate", receipt.spool_id))
         else:
-            await _answer(send, 201, {"status": "accepted", "id": receipt.spool_id})
+            await _send_json(send, 201, _receipt_body(b"accepted", receipt.spool_id))
 
     async def healthz(request: Request) -> Response:
         if ready():

@@ -7,14 +7,16 @@
    a permanent error. Accepted: the report goes to the writer queue; the receiver answers
    with the spool id, and "duplicate" when the report was accepted before.
 
-The work runs in its own task, so a client that hangs up mid-way changes nothing: what
-was spooled is still checked and stored or quarantined.
+Checking and routing run in callbacks of the spool, not in the receiver's task, so a
+client that hangs up mid-way changes nothing: what was spooled is still checked and
+stored or quarantined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,7 @@ from ingest.known_reports import KnownReports
 from ingest.model import Channel, Envelope
 from ingest.quarantine import Quarantine
 from ingest.rows import report_key
-from ingest.spool import Spool, SpoolEntry, SpoolError, SpoolFlusher
+from ingest.spool import SegmentContents, Spool, SpoolEntry, SpoolFlusher
 from ingest.writer import Accepted, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -76,37 +78,68 @@ class Reception:
         self.quarantine = Quarantine(data_dir)
         self._executor = ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
         self._local = threading.local()
-        self._tasks: set[asyncio.Task[Receipt]] = set()
+        self._in_progress: set[asyncio.Future[Receipt]] = set()
+        """Deliveries not yet checked and routed."""
 
     async def receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
         """Spool, check and route one delivery; returns once the bytes are durable and
         the verdict is known."""
-        task = asyncio.create_task(self._receive(raw, channel, source))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        receipt: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._in_progress.add(receipt)
+        try:
+            self.flusher.put(channel, raw, source, functools.partial(self._durable, raw, receipt))
+        except BaseException:
+            self._in_progress.discard(receipt)
+            raise
+        return await receipt
 
     async def drain(self) -> None:
         """Wait for deliveries in progress (at shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._in_progress:
+            await asyncio.sleep(0.01)
 
     def close(self) -> None:
         self.flusher.close()
         self._executor.shutdown(wait=True)
 
-    async def _receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
-        try:
-            entry = await self.flusher.put(channel, raw, source)
-        except OSError as exc:  # disk full, permissions: the sender should try again later
-            return Receipt("", refusal=InternalError(f"cannot spool the delivery ({exc.strerror})"))
-        if len(raw) <= QUICK_MAX and not self._needs_dns(channel, raw):
+    def _durable(
+        self,
+        raw: bytes,
+        receipt: asyncio.Future[Receipt],
+        entry: SpoolEntry | None,
+        error: OSError | None,
+    ) -> None:
+        """The delivery is durable (or could not be written): check and route it. Runs
+        as a callback on the event loop, not in the receiver's task, so a client that
+        goes away (which cancels that task) changes nothing."""
+        if entry is None:  # disk full, permissions: the sender should try again later
+            reason = error.strerror if error is not None else "unknown error"
+            self._finish(
+                receipt, Receipt("", refusal=InternalError(f"cannot spool the delivery ({reason})"))
+            )
+            return
+        if len(raw) <= QUICK_MAX and not self._needs_dns(entry.channel, raw):
             # the common case: parsing is quick and pure, so it runs right here
             envelope = self._quick_intake(entry, raw)
             if envelope is not None:
-                return self._accept(entry, envelope)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.check, entry, raw)
+                self._finish(receipt, self._accept(entry, envelope))
+                return
+        work = asyncio.get_running_loop().run_in_executor(self._executor, self.check, entry, raw)
+        work.add_done_callback(functools.partial(self._checked, entry, receipt))
+
+    def _checked(
+        self, entry: SpoolEntry, receipt: asyncio.Future[Receipt], work: asyncio.Future[Receipt]
+    ) -> None:
+        if work.cancelled() or work.exception() is not None:  # `check` catches its errors
+            refusal = InternalError("internal error (the check did not finish)")
+            self._finish(receipt, Receipt(entry.id, refusal=refusal))
+        else:
+            self._finish(receipt, work.result())
+
+    def _finish(self, receipt: asyncio.Future[Receipt], result: Receipt) -> None:
+        self._in_progress.discard(receipt)
+        if not receipt.done():  # done: the receiver's task was cancelled
+            receipt.set_result(result)
 
     def _quick_intake(self, entry: SpoolEntry, raw: bytes) -> Envelope | None:
         """The envelope, or None when the input is refused (or the parser fails):
@@ -148,14 +181,15 @@ class Reception:
         if partial:
             log.info("removed %d incomplete spool file(s) (never acknowledged)", partial)
         accepted = refused = 0
-        for group in self.spool.groups():
+        for segment in self.spool.segments():
             try:
-                records = list(self.spool.read_group(group))
-            except (SpoolError, OSError) as exc:
-                log.error("%s; moving it to the quarantine", exc)
-                self._set_aside(group)
+                contents = self.spool.read_segment(segment)
+            except OSError as exc:
+                log.error("cannot read spool file %s (%s)", segment, exc)
                 continue
-            for entry, raw in records:
+            if contents.damaged:
+                self._set_aside(segment, contents)
+            for entry, raw in contents.records:
                 if self.check(entry, raw).accepted:
                     accepted += 1
                 else:
@@ -201,12 +235,22 @@ class Reception:
         )
         return Receipt(entry.id, refusal=exc, quarantine_id=quarantined.id)
 
-    def _set_aside(self, group: str) -> None:
-        try:
-            raw = self.spool.path(group).read_bytes()
-        except OSError:
-            return
-        self.quarantine.put(
-            raw, code="bad_spool_file", reason="unreadable spool file", channel="spool", source=None
+    def _set_aside(self, segment: str, contents: SegmentContents) -> None:
+        """Keep what could not be read back of a spool file in the quarantine."""
+        log.error(
+            "spool file %s: %s; %d record(s) read, the remaining %d bytes go to the "
+            "quarantine (a write cut short by a crash was never acknowledged)",
+            segment,
+            contents.problem,
+            len(contents.records),
+            len(contents.damaged),
         )
-        self.spool.remove_group(group)
+        self.quarantine.put(
+            contents.damaged,
+            code="bad_spool_file",
+            reason=f"unreadable spool file: {contents.problem}",
+            channel="spool",
+            source=None,
+        )
+        if not contents.records:
+            self.spool.remove_segment(segment)

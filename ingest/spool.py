@@ -1,26 +1,31 @@
 """The spool: raw deliveries on disk, durable before anyone is told "accepted".
 
 Deliveries that arrive together are written together: `SpoolFlusher` (one thread) takes
-every delivery waiting, writes them as records of one file `DATA_DIR/spool/<group>.spool`
-(temporary name, fsync, rename, fsync of the folder), then wakes up the receivers. One
-fsync covers the whole group, however many clients are sending.
+every delivery waiting, appends them with one `write` to the current segment file
+`DATA_DIR/spool/<segment>.spool` and makes them durable with one `fdatasync`, then wakes
+up the receivers. One sync covers the whole group, however many clients are sending; a
+new segment file also syncs the folder once.
 
 A record is a one-line JSON header (id, channel, time, peer, size) followed by the bytes
-exactly as received. A group file is deleted once every record in it has been stored in
-DuckDB or moved to the quarantine; whatever a crash leaves here is read again at the
-next start (a report stored twice is a duplicate, stored once).
+exactly as received. A segment takes records until it holds `SEGMENT_BYTES`; it is
+deleted once every record in it has been stored in DuckDB or moved to the quarantine
+(so when the writer has caught up, the segment goes and the next delivery starts a new
+one). Whatever a crash leaves here is read again at the next start (a report stored
+twice is a duplicate, stored once); a record cut short by a crash was never
+acknowledged, and what cannot be read back goes to the quarantine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,22 +39,20 @@ SPOOL_DIR = "spool"
 _SUFFIX = ".spool"
 _MAX_HEADER = 4096
 _MAX_GROUP = 512
-
-
-class SpoolError(Exception):
-    """A spool file that cannot be read back (damaged or foreign)."""
+SEGMENT_BYTES = 8 * 1024 * 1024
+"""A segment takes no more groups once it holds this much."""
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolEntry:
     id: str
-    """`<group>-<index>`: the group file and the record's place in it."""
+    """`<segment>-<index>`: the segment file and the record's place in it."""
     channel: Channel
     received_at: datetime
     source: str | None
 
     @property
-    def group(self) -> str:
+    def segment(self) -> str:
         return self.id.rsplit("-", 1)[0]
 
     def header(self, size: int) -> bytes:
@@ -63,75 +66,148 @@ class SpoolEntry:
         return json.dumps(meta, separators=(",", ":")).encode() + b"\n"
 
 
+@dataclass(slots=True)
+class _Segment:
+    """The segment file being appended to."""
+
+    name: str
+    fd: int
+    size: int = 0
+    records: int = 0
+    dir_synced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentContents:
+    """What a segment file holds, read back at start-up."""
+
+    records: list[tuple[SpoolEntry, bytes]]
+    damaged: bytes = b""
+    """The bytes from the first record that could not be read back to the end (a write
+    cut short by a crash, or damage), empty when every record was whole."""
+    problem: str = ""
+
+
+Incoming = tuple[Channel, datetime, str | None, bytes]
+"""A delivery to spool: channel, arrival time, peer, raw bytes."""
+
+
 class Spool:
-    """The spool folder. Thread-safe; blocking file operations."""
+    """The spool folder. Thread-safe; blocking file operations. `append` has one
+    caller at a time (the flusher thread)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / SPOOL_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._open: dict[str, int] = {}
-        """Group -> records not yet stored or quarantined."""
+        """Segment -> records not yet stored or quarantined."""
+        self._current: _Segment | None = None
 
     @staticmethod
-    def new_group() -> str:
-        """A fresh group name; names sort in arrival order."""
+    def new_segment_name() -> str:
+        """A fresh segment name; names sort in creation order."""
         return f"{time.time_ns():016x}{secrets.token_hex(3)}"
 
-    def path(self, group: str) -> Path:
-        return self.dir / f"{group}{_SUFFIX}"
+    def path(self, segment: str) -> Path:
+        return self.dir / f"{segment}{_SUFFIX}"
 
-    def write_group(self, group: str, items: list[tuple[SpoolEntry, bytes]]) -> None:
-        """Write records durably as one file: fsync, rename, fsync of the folder."""
-        final = self.path(group)
-        tmp = final.with_name(f".{final.name}.tmp")
+    def append(self, items: list[Incoming]) -> list[SpoolEntry]:
+        """Append records durably: one write and one fdatasync (and a sync of the folder
+        when the segment is new). Returns their entries, in order."""
+        with self._lock:
+            segment = self._current
+            if segment is None or segment.size >= SEGMENT_BYTES:
+                if segment is not None:
+                    self._retire(segment)
+                segment = self._current = self._create()
+            first = segment.records
+            segment.records += len(items)
+            self._open[segment.name] = self._open.get(segment.name, 0) + len(items)
+        entries = [
+            SpoolEntry(f"{segment.name}-{first + i}", channel, received_at, source)
+            for i, (channel, received_at, source, _) in enumerate(items)
+        ]
         # One buffer, one write: each system call hands the GIL back and forth with the
         # event loop, and every hand-over can wait for the loop's switch interval.
-        data = b"".join(part for entry, raw in items for part in (entry.header(len(raw)), raw))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        data = b"".join(
+            part
+            for entry, (*_, raw) in zip(entries, items, strict=True)
+            for part in (entry.header(len(raw)), raw)
+        )
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(segment.fd, view) :]
+            os.fdatasync(segment.fd)
+            if not segment.dir_synced:
+                fsync_dir(self.dir)
+                segment.dir_synced = True
+        except OSError:
             with self._lock:
-                self._open[group] = len(items)
-            tmp.replace(final)
-            fsync_dir(self.dir)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            with self._lock:
-                self._open.pop(group, None)
+                self._open[segment.name] -= len(items)
+                # later records must not follow a partial one: cut it off, and append
+                # no more to this segment
+                with contextlib.suppress(OSError):
+                    os.ftruncate(segment.fd, segment.size)
+                self._retire(segment)
             raise
+        segment.size += len(data)
+        return entries
+
+    def _create(self) -> _Segment:
+        name = self.new_segment_name()
+        fd = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        return _Segment(name, fd)
+
+    def _retire(self, segment: _Segment) -> None:
+        """No more records go to this segment; delete it if none is waiting (lock held)."""
+        if self._current is segment:
+            self._current = None
+        os.close(segment.fd)
+        if not self._open.get(segment.name):
+            self._open.pop(segment.name, None)
+            self.path(segment.name).unlink(missing_ok=True)
 
     def done(self, entry_id: str) -> None:
-        """A record was stored or quarantined; the file goes when all of its records have."""
-        group = entry_id.rsplit("-", 1)[0]
+        """A record was stored or quarantined; its segment goes when all of its records
+        have (the segment being appended to included: the next group starts a new one)."""
+        name = entry_id.rsplit("-", 1)[0]
         with self._lock:
-            left = self._open.get(group, 0) - 1
+            left = self._open.get(name, 0) - 1
             if left > 0:
-                self._open[group] = left
+                self._open[name] = left
                 return
-            self._open.pop(group, None)
-        self.path(group).unlink(missing_ok=True)
+            self._open.pop(name, None)
+            current = self._current
+            if current is not None and current.name == name:
+                self._retire(current)
+                return
+        self.path(name).unlink(missing_ok=True)
 
-    def groups(self) -> list[str]:
-        """Complete group files on disk, oldest first."""
+    def close(self) -> None:
+        """Stop appending (at shutdown, after the flusher); waiting records stay."""
+        with self._lock:
+            if self._current is not None:
+                self._retire(self._current)
+
+    def segments(self) -> list[str]:
+        """Segment files on disk, oldest first (at start-up, before new deliveries)."""
         names = sorted(p.name for p in self.dir.glob(f"*{_SUFFIX}") if not p.name.startswith("."))
         return [name[: -len(_SUFFIX)] for name in names]
 
-    def read_group(self, group: str) -> Iterator[tuple[SpoolEntry, bytes]]:
-        """The records of a group file (at start-up, before new deliveries arrive)."""
-        data = self.path(group).read_bytes()
+    def read_segment(self, segment: str) -> SegmentContents:
+        """The records of a segment file (at start-up, before new deliveries arrive).
+        Reading stops at the first record that is cut short or unreadable."""
+        data = self.path(segment).read_bytes()
         records: list[tuple[SpoolEntry, bytes]] = []
         pos = 0
+        problem = ""
         while pos < len(data):
             end = data.find(b"\n", pos, pos + _MAX_HEADER)
             if end < 0:
-                raise SpoolError(f"spool file {group}: record at byte {pos} has no header")
+                problem = f"record at byte {pos} has no header"
+                break
             try:
                 meta = json.loads(data[pos:end])
                 entry = SpoolEntry(
@@ -142,30 +218,38 @@ class Spool:
                 )
                 size = int(meta["size"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise SpoolError(f"spool file {group}: bad record header ({exc})") from exc
+                problem = f"bad record header at byte {pos} ({exc})"
+                break
             raw = data[end + 1 : end + 1 + size]
             if len(raw) != size:
-                raise SpoolError(f"spool file {group}: record {entry.id} is truncated")
+                problem = f"record {entry.id} is cut short"
+                break
             records.append((entry, raw))
             pos = end + 1 + size
         with self._lock:
-            self._open[group] = len(records)
-        if not records:
-            self.path(group).unlink(missing_ok=True)
-        yield from records
+            self._open[segment] = len(records)
+        if not records and not problem:
+            self.path(segment).unlink(missing_ok=True)
+        return SegmentContents(records, data[pos:] if problem else b"", problem)
 
-    def remove_group(self, group: str) -> None:
+    def remove_segment(self, segment: str) -> None:
         with self._lock:
-            self._open.pop(group, None)
-        self.path(group).unlink(missing_ok=True)
+            self._open.pop(segment, None)
+        self.path(segment).unlink(missing_ok=True)
 
     def remove_partial(self) -> int:
-        """Delete temporary files a crash left behind (never acknowledged)."""
+        """Delete temporary files a crash left behind (never acknowledged; earlier
+        versions wrote each group to a temporary file first)."""
         removed = 0
         for tmp in self.dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+Durable = Callable[[SpoolEntry | None, OSError | None], None]
+"""Called on the delivering event loop once a delivery is durable: `(entry, None)`, or
+`(None, error)` when it could not be written."""
 
 
 @dataclass(slots=True)
@@ -175,12 +259,12 @@ class _Pending:
     received_at: datetime
     raw: bytes
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[SpoolEntry]
+    then: Durable
 
 
 class SpoolFlusher:
-    """A thread that writes spool entries in groups; `await put(...)` returns once the
-    entry is durable."""
+    """A thread that writes spool entries in groups; `put(..., then)` calls `then` on
+    the event loop once the entry is durable."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -190,17 +274,17 @@ class SpoolFlusher:
         self._thread = threading.Thread(target=self._run, name="spool-flusher", daemon=True)
         self._thread.start()
 
-    async def put(self, channel: Channel, raw: bytes, source: str | None) -> SpoolEntry:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[SpoolEntry] = loop.create_future()
-        pending = _Pending(channel, source, datetime.now(UTC), raw, loop, future)
+    def put(self, channel: Channel, raw: bytes, source: str | None, then: Durable) -> None:
+        """Queue a delivery (from a running event loop)."""
+        pending = _Pending(
+            channel, source, datetime.now(UTC), raw, asyncio.get_running_loop(), then
+        )
         with self._cond:
             if self._closed:
                 raise RuntimeError("the spool is closed")
             self._pending.append(pending)
             if len(self._pending) == 1:
                 self._cond.notify()  # the thread sleeps only when nothing is pending
-        return await future
 
     def close(self) -> None:
         """Finish what is waiting, then stop the thread."""
@@ -215,34 +299,29 @@ class SpoolFlusher:
                 while not self._pending and not self._closed:
                     self._cond.wait()
                 if not self._pending:
-                    return
+                    break
                 group = self._pending[:_MAX_GROUP]
                 del self._pending[:_MAX_GROUP]
-            name = self.spool.new_group()
-            entries = [
-                SpoolEntry(f"{name}-{i}", p.channel, p.received_at, p.source)
-                for i, p in enumerate(group)
-            ]
-            error: BaseException | None = None
+            entries: list[SpoolEntry | None]
+            error: OSError | None = None
             try:
-                self.spool.write_group(
-                    name, [(e, p.raw) for e, p in zip(entries, group, strict=True)]
+                entries = list(
+                    self.spool.append([(p.channel, p.received_at, p.source, p.raw) for p in group])
                 )
             except OSError as exc:
                 log.error("spool write failed: %s", exc)
-                error = exc
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, SpoolEntry]]] = {}
-            for entry, p in zip(entries, group, strict=True):
-                by_loop.setdefault(p.loop, []).append((p, entry))
+                entries, error = [None] * len(group), exc
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, SpoolEntry | None]]] = {}
+            for pending, entry in zip(group, entries, strict=True):
+                by_loop.setdefault(pending.loop, []).append((pending, entry))
             for loop, settled in by_loop.items():  # one wake-up per loop and group
                 loop.call_soon_threadsafe(_settle, settled, error)
+        self.spool.close()
 
 
-def _settle(settled: list[tuple[_Pending, SpoolEntry]], error: BaseException | None) -> None:
+def _settle(settled: list[tuple[_Pending, SpoolEntry | None]], error: OSError | None) -> None:
     for pending, entry in settled:
-        if pending.future.done():
-            continue  # cannot happen: receptions are shielded from cancellation
-        if error is None:
-            pending.future.set_result(entry)
-        else:
-            pending.future.set_exception(error)
+        try:
+            pending.then(entry, error)
+        except Exception:  # one failing callback must not keep the others waiting
+            log.exception("handling spool entry %s failed", entry.id if entry else "(none)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ingest.database import connect, database_path, run
+from ingest.database import Attacher, connect, database_path, run
 from ingest.model import Envelope
 from ingest.rows import ROW_COLUMN, RowBatch, flatten
 from ingest.schema import migrate
@@ -122,3 +122,30 @@ def open_store(data_dir: Path, *, wait: float = 10.0) -> Iterator[Store]:
         run(con, f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
         migrate(con)
         yield Store(con)
+
+
+class BatchWriter:
+    """The collector's writer: one DuckDB connection for the whole run that holds the
+    database file only while it stores a batch (see `Attacher`), so readers can open
+    the file between batches. The schema is migrated at the first batch."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._attacher = Attacher(database_path(data_dir), memory_limit=WRITER_MEMORY_LIMIT)
+        self._migrated = False
+
+    @contextmanager
+    def batch(self, *, wait: float = 10.0) -> Iterator[Store]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._attacher.attached(wait=wait) as con:
+            try:
+                if not self._migrated:
+                    migrate(con)
+                    self._migrated = True
+                yield Store(con)
+            except duckdb.Error:
+                self._migrated = False  # check the schema again (was the file replaced?)
+                raise
+
+    def close(self) -> None:
+        self._attacher.close()

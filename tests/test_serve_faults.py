@@ -219,33 +219,53 @@ def test_start_recovers_what_an_earlier_run_left_in_the_spool(tmp_path: Path) ->
     data_dir = tmp_path / "data"
     spool = Spool(data_dir)
     now = datetime.now(UTC)
+
+    def spool_file(name: str, records: list[tuple[SpoolEntry, bytes]], tail: bytes = b"") -> None:
+        data = b"".join(entry.header(len(raw)) + raw for entry, raw in records)
+        (spool.dir / f"{name}.spool").write_bytes(data + tail)
+
     records = [
         (SpoolEntry(f"g1-{i}", Channel.HTTPS, now, "https:192.0.2.9"), report_json(f"left-{i}"))
         for i in range(3)
     ]
     records.append((SpoolEntry("g1-3", Channel.HTTPS, now, None), b'{"not": "a report"}'))
-    spool.write_group("g1", records)
+    spool_file("g1", records)
     mail = report_email(report_json("left-mail"), report_id="left-mail@x")
-    spool.write_group("g2", [(SpoolEntry("g2-0", Channel.SMTP, now, "smtp:192.0.2.9"), mail)])
+    spool_file("g2", [(SpoolEntry("g2-0", Channel.SMTP, now, "smtp:192.0.2.9"), mail)])
     (spool.dir / "g3.spool").write_bytes(b'{"id": "g3-0", "size": 5}\n{"a"')  # damaged
     (spool.dir / ".g4.spool.tmp").write_bytes(b"never acknowledged")
+    # a whole record, then one cut short by a crash in the middle of a write
+    whole = (SpoolEntry("g5-0", Channel.HTTPS, now, None), report_json("left-whole"))
+    body = report_json("left-cut")
+    cut = SpoolEntry("g5-1", Channel.HTTPS, now, None).header(len(body)) + body[:100]
+    spool_file("g5", [whole], tail=cut)
 
     with running_collector(data_dir, "--no-dkim") as collector:
-        wanted = {"left-0", "left-1", "left-2", "left-mail"}
+        wanted = {"left-0", "left-1", "left-2", "left-mail", "left-whole"}
         assert wait_until(lambda: wanted <= set(counts_by_id(data_dir)))
         assert wait_until(lambda: not spool_files(data_dir)), spool_files(data_dir)
-        assert "spool from an earlier run: 4 report(s) to store, 1 refused" in collector.log()
+        assert "spool from an earlier run: 5 report(s) to store, 1 refused" in collector.log()
+        assert "spool file g5: record g5-1 is cut short" in collector.log()
         channels = dict(query(data_dir, "SELECT report_id, channel FROM reports"))
         assert channels == {
             "left-0": "https",
             "left-1": "https",
             "left-2": "https",
             "left-mail": "smtp",
+            "left-whole": "https",
         }
-    codes = sorted(
-        json.loads(p.read_text())["code"] for p in (data_dir / "quarantine").glob("*.json")
+    quarantined = {
+        json.loads(p.read_text())["code"]: (data_dir / "quarantine" / f"{p.stem}.raw").read_bytes()
+        for p in (data_dir / "quarantine").glob("*.json")
+        if json.loads(p.read_text())["code"] != "bad_spool_file"
+    }
+    assert quarantined == {"invalid_report": b'{"not": "a report"}'}
+    kept = sorted(
+        (data_dir / "quarantine" / f"{p.stem}.raw").read_bytes()
+        for p in (data_dir / "quarantine").glob("*.json")
+        if json.loads(p.read_text())["code"] == "bad_spool_file"
     )
-    assert codes == ["bad_spool_file", "invalid_report"]
+    assert kept == sorted([cut, b'{"id": "g3-0", "size": 5}\n{"a"'])  # nothing is dropped
 
 
 def test_quarantine_retention_is_applied(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -216,6 +217,10 @@ class Collector:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         update_lock(data_dir, lock_info)
+        # What exists now (modules, the known-report index, the libraries' bindings) lives
+        # as long as the process: spare it the full collections of the cyclic GC, which
+        # otherwise scan it all again, tens of milliseconds at a time on the event loop.
+        gc.freeze()
         self.ready = True
         self._log_banner(endpoints, tls)
         if on_ready is not None:

@@ -1,0 +1,94 @@
+"""The collector's writer connection: the database file is attached for a batch only,
+so other processes open it between batches; a reader holding it makes the writer wait."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.database import DatabaseBusy, database_path
+from ingest.intake import IntakeRules, intake
+from ingest.model import Channel, Envelope
+from ingest.store import BatchWriter, Outcome
+from tests.support.collector import report_json
+
+
+def envelope(report_id: str) -> Envelope:
+    return intake(report_json(report_id), Channel.HTTPS, IntakeRules(), source="https:192.0.2.1")
+
+
+def count_in_another_process(path: Path) -> int:
+    code = (
+        "import duckdb, sys\n"
+        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "print(con.execute('SELECT count(*) FROM reports').fetchall()[0][0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return int(result.stdout)
+
+
+def test_other_processes_open_the_file_between_batches(data_dir: Path) -> None:
+    writer = BatchWriter(data_dir)
+    try:
+        with writer.batch() as store:
+            assert store.add([envelope("b-1"), envelope("b-2")]) == [Outcome.STORED] * 2
+        assert count_in_another_process(database_path(data_dir)) == 2
+        with writer.batch() as store:
+            assert store.add([envelope("b-2"), envelope("b-3")]) == [
+                Outcome.DUPLICATE,
+                Outcome.STORED,
+            ]
+        assert count_in_another_process(database_path(data_dir)) == 3
+        assert not database_path(data_dir).with_suffix(".duckdb.wal").exists()  # checkpointed
+    finally:
+        writer.close()
+
+
+def test_a_reader_holding_the_file_makes_the_batch_wait(data_dir: Path) -> None:
+    writer = BatchWriter(data_dir)
+    try:
+        with writer.batch() as store:
+            store.add([envelope("r-1")])
+        code = (
+            "import duckdb, sys, time\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print('open', flush=True)\n"
+            "sys.stdin.readline()\n"
+        )
+        reader = subprocess.Popen(
+            [sys.executable, "-c", code, str(database_path(data_dir))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert reader.stdout is not None and reader.stdout.readline() == "open\n"
+            with pytest.raises(DatabaseBusy), writer.batch(wait=0.3):
+                pass
+        finally:
+            reader.communicate("done\n", timeout=30)
+        with writer.batch() as store:
+            assert store.add([envelope("r-2")]) == [Outcome.STORED]
+    finally:
+        writer.close()
+
+
+def test_a_database_file_replaced_between_batches_is_migrated_again(data_dir: Path) -> None:
+    writer = BatchWriter(data_dir)
+    try:
+        with writer.batch() as store:
+            store.add([envelope("m-1")])
+        database_path(data_dir).unlink()
+        with pytest.raises(duckdb.CatalogException), writer.batch() as store:
+            store.add([envelope("m-2")])  # the schema was checked at the first batch only
+        with writer.batch() as store:
+            assert store.add([envelope("m-2")]) == [Outcome.STORED]
+        assert count_in_another_process(database_path(data_dir)) == 1
+    finally:
+        writer.close()
