@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,6 @@ import duckdb
 
 from ingest.database import DatabaseBusy
 from ingest.model import Envelope
-from ingest.spool import Spool
 from ingest.store import BatchWriter, Outcome
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ class WriterStats:
 class StoreWriter:
     """Owns every write to the database while the collector runs."""
 
-    def __init__(self, data_dir: Path, spool: Spool) -> None:
+    def __init__(self, data_dir: Path, done: Callable[[list[str]], None]) -> None:
+        """`done(spool ids)` is called (in the writer thread) once those are committed."""
         self.data_dir = data_dir
-        self.spool = spool
+        self._done = done
         self.stats = WriterStats()
         self._db = BatchWriter(data_dir)
         self._queue: queue.Queue[Accepted | None] = queue.Queue()
@@ -141,8 +142,7 @@ class StoreWriter:
                     "stored after waiting %.1f s for a reader", time.monotonic() - waited_since
                 )
             self._count(outcomes)
-            for item in batch:
-                self.spool.done(item.spool_id)
+            self._done([item.spool_id for item in batch])
             return
 
     def _store(self, batch: list[Accepted]) -> list[Outcome]:
@@ -176,7 +176,7 @@ class StoreWriter:
                     )
                     break
                 self._count(outcomes)
-                self.spool.done(item.spool_id)
+                self._done([item.spool_id])
                 break
 
     def _count(self, outcomes: list[Outcome]) -> None:
