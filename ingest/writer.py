@@ -25,10 +25,11 @@ from ingest.store import BatchWriter, Outcome
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
-LINGER = 0.5
-"""Seconds a batch keeps collecting after its first report: each batch costs about
-50 ms of CPU whatever its size (the inserts, the commit, the checkpoint when the file
-is detached), so bigger batches cost far less per report."""
+LINGER = 1.0
+"""Seconds a batch keeps collecting after its first report: each batch costs 50-80 ms
+of CPU whatever its size (the inserts, the commit, the checkpoint when the file is
+detached), so bigger batches cost far less per report. A report is in the database
+about a second after its acknowledgement."""
 _BUSY_WAIT = 1.0
 """Seconds one open attempt waits for a reader before the writer logs and tries again."""
 _BUSY_LOG_EVERY = 30.0
