@@ -18,7 +18,8 @@ and this process answers
                                  spooled ones accepted and refused
   ("failed", message)            it could not start
   ("verdicts", [Verdict, ...])   once the delivery is durable and checked
-  ("stopped", WriterStats, left) the queue is stored (`left` stay in the spool)
+  ("stopped", counts, left)      the queue is stored: what the writer did (stored,
+                                 duplicates, conflicts), `left` stay in the spool
 Deliveries that arrive while the spool syncs are written together at the next sync
 (group commit). This process exits at once, storing nothing more, when the receiving
 process goes away (everything that was acknowledged is in the spool), and ignores
@@ -38,8 +39,6 @@ import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from logging.handlers import QueueHandler
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
@@ -52,6 +51,7 @@ from ingest.intake import IntakeRules, intake
 from ingest.known_reports import KnownReports, load_known
 from ingest.model import Channel, Envelope
 from ingest.quarantine import Quarantine
+from ingest.receipt import Delivery, Receipt, Verdict
 from ingest.rows import report_key
 from ingest.spool import SegmentContents, Spool, SpoolEntry
 from ingest.writer import Accepted, StoreWriter
@@ -66,28 +66,6 @@ DKIM signature needs DNS lookups, in worker threads."""
 _MAX_GROUP = 512
 """Deliveries written with one sync, at most."""
 _PR_SET_PDEATHSIG = 1
-
-Delivery = tuple[int, Channel, datetime, str | None, bytes]
-"""What the receiving process hands over: its token, channel, arrival, peer, raw bytes."""
-Verdict = tuple[int, str, bool, InvalidReport | None, str | None]
-"""The answer for a token: the fields of its `Receipt` (a plain tuple pickles fast)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """The answer to one delivery."""
-
-    spool_id: str
-    duplicate: bool = False
-    refusal: InvalidReport | None = None
-    quarantine_id: str | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.refusal is None
-
-    def verdict(self, token: int) -> Verdict:
-        return (token, self.spool_id, self.duplicate, self.refusal, self.quarantine_id)
 
 
 class _Replies:
@@ -325,7 +303,9 @@ def main(
     left = writer.pending
     finished = writer.close(drain_timeout)
     spool.close()
-    replies.send(("stopped", writer.stats, 0 if finished else left))
+    stats = writer.stats
+    counts = {"stored": stats.stored, "duplicates": stats.duplicates, "conflicts": stats.conflicts}
+    replies.send(("stopped", counts, 0 if finished else left))
 
 
 def _die_with_parent() -> None:

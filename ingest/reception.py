@@ -30,12 +30,10 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
-from ingest import intake_process
 from ingest.errors import InternalError
 from ingest.intake import IntakeRules
-from ingest.intake_process import Delivery, Receipt
 from ingest.model import Channel
-from ingest.writer import WriterStats
+from ingest.receipt import Delivery, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,8 @@ class Reception:
         """Reports stored before this start."""
         self.recovered = (0, 0)
         """Spooled deliveries of an earlier run: accepted, refused."""
-        self.stats: WriterStats | None = None
-        """What the writer did, once closed."""
+        self.stats: dict[str, int] | None = None
+        """What the writer did (stored, duplicates, conflicts), once closed."""
         self.left = 0
         """Accepted reports not stored at shutdown (they stay in the spool)."""
         self.failed = asyncio.Event()
@@ -86,7 +84,7 @@ class Reception:
         self._logs = QueueListener(logs, *logging.getLogger().handlers)
         self._logs.start()
         self._process = context.Process(
-            target=intake_process.main,
+            target=_intake_main,
             args=(
                 child_end,
                 self.data_dir,
@@ -231,6 +229,14 @@ class _Link(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reception._lost()
+
+
+def _intake_main(*args: Any) -> None:
+    """The intake process's entry point. Imported there, not here: this process needs
+    none of the database and Arrow libraries."""
+    from ingest.intake_process import main
+
+    main(*args)
 
 
 def _unchecked(spool_id: str) -> Receipt:

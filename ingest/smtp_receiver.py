@@ -19,8 +19,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ingest.errors import ForeignDomain, InternalError, NoReportFound, TooLarge, Unauthenticated
-from ingest.intake_process import Receipt
 from ingest.model import Channel
+from ingest.receipt import Receipt
 from ingest.reception import Reception
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ import pytest
 
 from ingest.errors import ForeignDomain, InternalError, InvalidReport, TooLarge, Unauthenticated
 from ingest.intake import IntakeRules
-from ingest.intake_process import Checker, Receipt, _Replies
+from ingest.intake_process import Checker, _Replies
 from ingest.known_reports import load_known
 from ingest.model import Channel
+from ingest.receipt import Receipt
 from ingest.spool import Spool
 from ingest.writer import StoreWriter
 from tests.support.collector import query, report_json

@@ -230,9 +230,9 @@ class Collector:
             if stats is not None:
                 log.info(
                     "stopped: %d stored, %d duplicates, %d conflicts this run",
-                    stats.stored,
-                    stats.duplicates,
-                    stats.conflicts,
+                    stats["stored"],
+                    stats["duplicates"],
+                    stats["conflicts"],
                 )
         if reception.failed.is_set():
             raise IntakeFailed("the intake process ended unexpectedly (see the log above)")
