@@ -9,7 +9,7 @@ Phases (each server a subprocess on loopback, loaded from this process with asyn
           (a) uvicorn with an endpoint that reads and discards the body and (b) `tlsrpt serve`.
           Both over TLS with the same certificate.
   Memory: both loads at once against `tlsrpt serve` for --memory-duration seconds,
-          sampling its RSS every second.
+          sampling its memory (PSS of its processes) every second.
 
 Every acknowledgement of `tlsrpt serve` means the raw bytes were fsynced; at the end of
 each phase the script waits until every acknowledged report is in DuckDB and checks the
@@ -113,7 +113,7 @@ class Result:
     errors: int = 0
     seconds: float = 0.0
     cpu: float = 0.0
-    """Server CPU seconds (user + system, all threads) during the run."""
+    """Server CPU seconds (user + system, all threads and processes) during the run."""
 
     @property
     def rate(self) -> float:
@@ -367,17 +367,43 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=120)
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def process_tree(root: int) -> set[int]:
+    """A process and all its descendants (the collector's intake process included)."""
+    tree, frontier = {root}, [root]
+    while frontier:
+        for task in Path(f"/proc/{frontier.pop()}/task").glob("*/children"):
+            try:
+                children = [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+            tree.update(children)
+            frontier.extend(children)
+    return tree
+
+
+def memory_kb(pid: int) -> int:
+    """Memory of a process tree: the sum of the proportional set sizes (shared pages
+    counted once in all)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its threads so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU so far of a process tree, all threads."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measured(pid: int, run: Any) -> Result:
@@ -501,7 +527,7 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
         async def sample(deadline: float) -> None:
             start = time.monotonic()
             while time.monotonic() < deadline:
-                samples.append((time.monotonic() - start, rss_kb(service.process.pid)))
+                samples.append((time.monotonic() - start, memory_kb(service.process.pid)))
                 await asyncio.sleep(1)
 
         async def load() -> tuple[Result, Result]:
@@ -529,7 +555,8 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
     print(f"Memory, both loads for {args.memory_duration:.0f} s:")
     print(f"  {acked} reports acked, {stored} stored")
     print(
-        f"  RSS after warm-up {first:.1f} MiB, at the end {last:.1f} MiB, peak {peak:.1f} MiB "
+        f"  memory (PSS) after warm-up {first:.1f} MiB, at the end {last:.1f} MiB, "
+        f"peak {peak:.1f} MiB "
         f"(growth {last - first:+.1f} MiB; the known-report index takes 8 bytes a report: "
         f"{acked * 8 / 1024 / 1024:.1f} MiB)"
     )

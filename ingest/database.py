@@ -93,6 +93,9 @@ class Attacher:
             if self._memory_limit:
                 run(con, f"SET memory_limit = '{self._memory_limit}'")
             run(con, "SET TimeZone = 'UTC'")
+            # small batches: no gain from spreading them over threads, which would
+            # compete with the listeners for the cores
+            run(con, "SET threads = 1")
             self._con = con
         return self._con
 

@@ -13,6 +13,10 @@ class InvalidReport(Exception):
         self.field = field
         super().__init__(f"{field}: {reason}" if field else reason)
 
+    def __reduce__(self) -> tuple[type[InvalidReport], tuple[str, str | None]]:
+        # pickled (between processes) with its reason and field, not its message
+        return (type(self), (self.reason, self.field))
+
 
 class TooLarge(InvalidReport):
     """The input (or what it inflates to) is over a configured cap."""
@@ -36,3 +40,10 @@ class Unauthenticated(InvalidReport):
     """A report email whose DKIM did not pass while DKIM is required."""
 
     code = "unauthenticated"
+
+
+class InternalError(InvalidReport):
+    """Checking the input failed (a bug): transient, the sender should try again later.
+    The input is kept in the quarantine or the spool."""
+
+    code = "internal_error"

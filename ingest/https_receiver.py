@@ -23,10 +23,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.decode import is_gzip
-from ingest.errors import ForeignDomain, InvalidReport, TooLarge
+from ingest.errors import ForeignDomain, InternalError, InvalidReport, TooLarge
 from ingest.model import Channel
 from ingest.parse_mail import looks_like_json
-from ingest.reception import InternalError, Reception
+from ingest.reception import Reception
 
 REPORT_TYPES = frozenset({"application/tlsrpt+gzip", "application/tlsrpt+json"})
 

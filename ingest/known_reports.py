@@ -10,6 +10,12 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from ingest.database import DatabaseBusy, connect, database_path
+from ingest.store import open_store
 
 _MERGE_AT = 20_000
 
@@ -44,3 +50,21 @@ class KnownReports:
     def __contains__(self, key: int) -> bool:
         with self._lock:
             return self._contains(key)
+
+
+def load_known(data_dir: Path) -> KnownReports:
+    """Keys of the stored reports. Creates (migrates) the database when it can; a reader
+    holding the file only means the keys are read beside it."""
+    try:
+        with open_store(data_dir, wait=2.0) as store:
+            rows = store.con.execute("SELECT report_key FROM reports").fetchall()
+        return KnownReports(int(k) for (k,) in rows)
+    except DatabaseBusy:
+        pass
+    path = database_path(data_dir)
+    try:
+        with connect(path, read_only=True, wait=30.0) as con:
+            rows = con.execute("SELECT report_key FROM reports").fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    return KnownReports(int(k) for (k,) in rows)

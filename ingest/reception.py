@@ -1,256 +1,244 @@
-"""What both receivers do with a delivery: spool it durably, check it, answer.
+"""What both receivers do with a delivery: hand it to the intake process, answer with
+its verdict.
 
-1. The raw bytes go to the spool (durable) before anything else.
-2. `intake` parses and checks them: on the event loop when that is quick and pure, in a
-   worker thread when DKIM needs DNS or the input is refused (the quarantine write).
-3. Refused: the bytes move to the quarantine with the reason; the receiver answers with
-   a permanent error. Accepted: the report goes to the writer queue; the receiver answers
-   with the spool id, and "duplicate" when the report was accepted before.
+The intake process (`ingest.intake_process`) spools the bytes durably, then checks them
+(parse, policy domains, DKIM). Refused: it moves them to the quarantine with the
+reason. Accepted: its writer stores the report. Either way its verdict comes back here,
+once the bytes are durable, and the receiver answers with it: the spool id, "duplicate"
+when the report was accepted before, or the refusal.
 
-Checking and routing run in callbacks of the spool, not in the receiver's task, so a
-client that hangs up mid-way changes nothing: what was spooled is still checked and
-stored or quarantined.
+This process only receives and answers, on one event loop with no other thread, so
+nothing else competes with the listeners for the interpreter lock. Deliveries handed
+over in the same turn of the event loop travel in one message. The intake process works
+on what it was given whether or not anyone still waits for the answer, so a client that
+hangs up mid-way changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import multiprocessing
+import pickle
+import socket
+import struct
+from datetime import UTC, datetime
+from logging.handlers import QueueListener
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
-from ingest.dkim_check import DkimChecker, has_dkim_signature
-from ingest.errors import InvalidReport
-from ingest.intake import IntakeRules, intake
-from ingest.known_reports import KnownReports
-from ingest.model import Channel, Envelope
-from ingest.quarantine import Quarantine
-from ingest.rows import report_key
-from ingest.spool import SegmentContents, Spool, SpoolEntry, SpoolFlusher
-from ingest.writer import Accepted, StoreWriter
+from ingest.errors import InternalError
+from ingest.intake import IntakeRules
+from ingest.model import Channel
+from ingest.receipt import Delivery, Receipt
 
 log = logging.getLogger(__name__)
 
-INTAKE_THREADS = 4
-QUICK_MAX = 256 * 1024
-"""Inputs up to this size are parsed on the event loop (well under a millisecond of
-JSON, a few of MIME); larger ones, which may inflate to megabytes, in a worker thread."""
+_HEADER = struct.Struct("!i")
+"""`multiprocessing.connection`'s framing: a signed 32-bit length, then the pickle."""
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """The answer to one delivery."""
-
-    spool_id: str
-    duplicate: bool = False
-    refusal: InvalidReport | None = None
-    quarantine_id: str | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.refusal is None
-
-
-class InternalError(InvalidReport):
-    """The checker itself failed; the input is kept in the quarantine."""
-
-    code = "internal_error"
+class IntakeFailed(Exception):
+    """The intake process could not start, or stopped."""
 
 
 class Reception:
-    def __init__(
-        self,
-        data_dir: Path,
-        rules: IntakeRules,
-        known: KnownReports,
-        writer: StoreWriter,
-        spool: Spool,
-    ) -> None:
+    """Hands deliveries to the intake process and answers with its verdicts. `start`
+    it on the main thread, `close` it at shutdown."""
+
+    def __init__(self, data_dir: Path, rules: IntakeRules) -> None:
+        self.data_dir = data_dir
         self.rules = rules
-        self.known = known
-        self.writer = writer
-        self.spool = spool
-        self.flusher = SpoolFlusher(spool)
-        self.quarantine = Quarantine(data_dir)
-        self._executor = ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
-        self._local = threading.local()
-        self._in_progress: set[asyncio.Future[Receipt]] = set()
-        """Deliveries not yet checked and routed."""
+        self.known = 0
+        """Reports stored before this start."""
+        self.recovered = (0, 0)
+        """Spooled deliveries of an earlier run: accepted, refused."""
+        self.stats: dict[str, int] | None = None
+        """What the writer did (stored, duplicates, conflicts), once closed."""
+        self.left = 0
+        """Accepted reports not stored at shutdown (they stay in the spool)."""
+        self.failed = asyncio.Event()
+        """Set when the intake process ends unexpectedly."""
+        self._process: BaseProcess | None = None
+        self._logs: QueueListener | None = None
+        self._transport: asyncio.Transport | None = None
+        self._waiting: dict[int, asyncio.Future[Receipt]] = {}
+        self._outgoing: list[Delivery] = []
+        self._token = 0
+        self._ready: asyncio.Future[tuple[Any, ...]] | None = None
+        self._stopped: asyncio.Future[tuple[Any, ...]] | None = None
+        self._gone = False
+
+    async def start(self, drain_timeout: float) -> None:
+        """Start the intake process and wait until it has checked what an earlier run
+        left in the spool. Call it on the main thread: the process is killed when this
+        thread ends."""
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = socket.socketpair()
+        child_end = Connection(theirs.detach())
+        logs: Queue[logging.LogRecord] = context.Queue()
+        self._logs = QueueListener(logs, *logging.getLogger().handlers)
+        self._logs.start()
+        self._process = context.Process(
+            target=_intake_main,
+            args=(
+                child_end,
+                self.data_dir,
+                self.rules,
+                logs,
+                logging.getLogger().getEffectiveLevel(),
+                drain_timeout,
+            ),
+            name="tlsrpt-intake",
+            daemon=True,
+        )
+        self._ready = loop.create_future()
+        try:
+            self._process.start()
+        finally:
+            child_end.close()  # the child has its own copy
+        await loop.connect_accepted_socket(lambda: _Link(self), ours)
+        kind, *detail = await self._ready
+        if kind != "ready":
+            self._gone = True
+            await self.close(0)
+            raise IntakeFailed(f"cannot start the intake process: {detail[0]}")
+        self.known, accepted, refused = detail
+        self.recovered = (accepted, refused)
 
     async def receive(self, raw: bytes, channel: Channel, source: str | None) -> Receipt:
-        """Spool, check and route one delivery; returns once the bytes are durable and
-        the verdict is known."""
-        receipt: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._in_progress.add(receipt)
-        try:
-            self.flusher.put(channel, raw, source, functools.partial(self._durable, raw, receipt))
-        except BaseException:
-            self._in_progress.discard(receipt)
-            raise
-        return await receipt
+        """Have one delivery spooled and checked; returns its verdict once the bytes
+        are durable."""
+        if self._gone or self._transport is None:
+            return _unchecked("")
+        loop = asyncio.get_running_loop()
+        self._token += 1
+        answer: asyncio.Future[Receipt] = loop.create_future()
+        self._waiting[self._token] = answer
+        if not self._outgoing:
+            loop.call_soon(self._send_outgoing)
+        self._outgoing.append((self._token, channel, datetime.now(UTC), source, raw))
+        return await answer
 
     async def drain(self) -> None:
-        """Wait for deliveries in progress (at shutdown)."""
-        while self._in_progress:
+        """Wait for the verdicts of the deliveries in progress (at shutdown)."""
+        while self._waiting:
             await asyncio.sleep(0.01)
 
-    def close(self) -> None:
-        self.flusher.close()
-        self._executor.shutdown(wait=True)
-
-    def _durable(
-        self,
-        raw: bytes,
-        receipt: asyncio.Future[Receipt],
-        entry: SpoolEntry | None,
-        error: OSError | None,
-    ) -> None:
-        """The delivery is durable (or could not be written): check and route it. Runs
-        as a callback on the event loop, not in the receiver's task, so a client that
-        goes away (which cancels that task) changes nothing."""
-        if entry is None:  # disk full, permissions: the sender should try again later
-            reason = error.strerror if error is not None else "unknown error"
-            self._finish(
-                receipt, Receipt("", refusal=InternalError(f"cannot spool the delivery ({reason})"))
-            )
-            return
-        if len(raw) <= QUICK_MAX and not self._needs_dns(entry.channel, raw):
-            # the common case: parsing is quick and pure, so it runs right here
-            envelope = self._quick_intake(entry, raw)
-            if envelope is not None:
-                self._finish(receipt, self._accept(entry, envelope))
-                return
-        work = asyncio.get_running_loop().run_in_executor(self._executor, self.check, entry, raw)
-        work.add_done_callback(functools.partial(self._checked, entry, receipt))
-
-    def _checked(
-        self, entry: SpoolEntry, receipt: asyncio.Future[Receipt], work: asyncio.Future[Receipt]
-    ) -> None:
-        if work.cancelled() or work.exception() is not None:  # `check` catches its errors
-            refusal = InternalError("internal error (the check did not finish)")
-            self._finish(receipt, Receipt(entry.id, refusal=refusal))
-        else:
-            self._finish(receipt, work.result())
-
-    def _finish(self, receipt: asyncio.Future[Receipt], result: Receipt) -> None:
-        self._in_progress.discard(receipt)
-        if not receipt.done():  # done: the receiver's task was cancelled
-            receipt.set_result(result)
-
-    def _quick_intake(self, entry: SpoolEntry, raw: bytes) -> Envelope | None:
-        """The envelope, or None when the input is refused (or the parser fails):
-        `check` then does it again in a worker thread and writes the quarantine."""
-        try:
-            return intake(
-                raw,
-                entry.channel,
-                self._thread_rules(),  # no DNS: HTTPS, or a message without signature
-                source=entry.source,
-                received_at=entry.received_at,
-            )
-        except Exception:  # noqa: BLE001
-            return None
-
-    def _needs_dns(self, channel: Channel, raw: bytes) -> bool:
-        return channel is Channel.SMTP and self.rules.dkim is not None and has_dkim_signature(raw)
-
-    def check(self, entry: SpoolEntry, raw: bytes) -> Receipt:
-        """Check a spooled delivery and route it (blocking; runs in a worker thread)."""
-        try:
-            envelope = intake(
-                raw,
-                entry.channel,
-                self._thread_rules(),
-                source=entry.source,
-                received_at=entry.received_at,
-            )
-        except InvalidReport as exc:
-            return self._refuse(entry, raw, exc)
-        except Exception as exc:  # a checker bug must not lose the delivery
-            log.exception("checking spool entry %s failed", entry.id)
-            return self._refuse(entry, raw, InternalError(f"internal error ({type(exc).__name__})"))
-        return self._accept(entry, envelope)
-
-    def recover(self) -> tuple[int, int]:
-        """Check what an earlier run left in the spool; returns (accepted, refused)."""
-        partial = self.spool.remove_partial()
-        if partial:
-            log.info("removed %d incomplete spool file(s) (never acknowledged)", partial)
-        accepted = refused = 0
-        for segment in self.spool.segments():
+    async def close(self, drain_timeout: float) -> None:
+        """Let the intake process store its queue (up to `drain_timeout`; what is left
+        stays in the spool) and stop it."""
+        if not self._gone and self._transport is not None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            self._send(("stop",))
             try:
-                contents = self.spool.read_segment(segment)
-            except OSError as exc:
-                log.error("cannot read spool file %s (%s)", segment, exc)
-                continue
-            if contents.damaged:
-                self._set_aside(segment, contents)
-            for entry, raw in contents.records:
-                if self.check(entry, raw).accepted:
-                    accepted += 1
-                else:
-                    refused += 1
-        return accepted, refused
+                _, self.stats, self.left = await asyncio.wait_for(self._stopped, drain_timeout + 10)
+            except (TimeoutError, IntakeFailed):
+                log.warning("the intake process did not stop in time")
+        process = self._process
+        if process is not None:
+            await asyncio.to_thread(process.join, 10.0)
+            if process.is_alive():
+                process.kill()
+                await asyncio.to_thread(process.join, 5.0)
+        self._gone = True
+        if self._transport is not None:
+            self._transport.close()
+        if self._logs is not None:
+            self._logs.stop()
+            self._logs = None
 
-    def _thread_rules(self) -> IntakeRules:
-        """Each worker thread has its own DKIM checker (they keep per-lookup state)."""
-        rules: IntakeRules | None = getattr(self._local, "rules", None)
-        if rules is None:
-            dkim = self.rules.dkim
-            if dkim is not None:
-                dkim = DkimChecker(
-                    nameservers=dkim.nameservers, port=dkim.port, timeout=dkim.timeout
-                )
-            rules = dataclasses.replace(self.rules, dkim=dkim)
-            self._local.rules = rules
-        return rules
+    def _send_outgoing(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        self._send(("deliver", outgoing))
 
-    def _accept(self, entry: SpoolEntry, envelope: Envelope) -> Receipt:
-        report = envelope.parsed.report
-        new = self.known.add(report_key(report.submitter, report.report_id))
-        self.writer.submit(Accepted(entry.id, envelope))
-        return Receipt(entry.id, duplicate=not new)
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        self._transport.write(_HEADER.pack(len(payload)) + payload)
 
-    def _refuse(self, entry: SpoolEntry, raw: bytes, exc: InvalidReport) -> Receipt:
-        quarantined = self.quarantine.put(
-            raw,
-            code=exc.code,
-            reason=str(exc),
-            channel=entry.channel.value,
-            source=entry.source,
-            received_at=entry.received_at,
-        )
-        self.spool.done(entry.id)
-        log.info(
-            "refused %s delivery from %s: %s: %s (quarantine %s)",
-            entry.channel.value,
-            entry.source,
-            exc.code,
-            exc,
-            quarantined.id,
-        )
-        return Receipt(entry.id, refusal=exc, quarantine_id=quarantined.id)
+    # -- called by the link ------------------------------------------------------------
 
-    def _set_aside(self, segment: str, contents: SegmentContents) -> None:
-        """Keep what could not be read back of a spool file in the quarantine."""
-        log.error(
-            "spool file %s: %s; %d record(s) read, the remaining %d bytes go to the "
-            "quarantine (a write cut short by a crash was never acknowledged)",
-            segment,
-            contents.problem,
-            len(contents.records),
-            len(contents.damaged),
-        )
-        self.quarantine.put(
-            contents.damaged,
-            code="bad_spool_file",
-            reason=f"unreadable spool file: {contents.problem}",
-            channel="spool",
-            source=None,
-        )
-        if not contents.records:
-            self.spool.remove_segment(segment)
+    def _connected(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def _message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "verdicts":
+            for token, *receipt in message[1]:
+                answer = self._waiting.pop(token, None)
+                if answer is not None and not answer.done():  # done: the receiver gave up
+                    answer.set_result(Receipt(*receipt))
+        elif kind in ("ready", "failed"):
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message)
+        elif kind == "stopped" and self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(message)
+
+    def _lost(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(("failed", "it ended (see the log)"))
+        elif self._stopped is not None:
+            if not self._stopped.done():
+                self._stopped.set_exception(IntakeFailed("the intake process ended"))
+        else:
+            log.error(
+                "the intake process ended unexpectedly; stopping (what was acknowledged "
+                "is in the spool and is stored at the next start)"
+            )
+            self.failed.set()
+        waiting, self._waiting = self._waiting, {}
+        for answer in waiting.values():
+            if not answer.done():
+                answer.set_result(_unchecked(""))
+
+
+class _Link(asyncio.Protocol):
+    """The event loop's end of the socket pair to the intake process."""
+
+    def __init__(self, reception: Reception) -> None:
+        self.reception = reception
+        self.buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.reception._connected(transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer, start)
+            end = start + _HEADER.size + size
+            if len(buffer) < end:
+                break
+            # from our own intake process, over a socket pair no one else holds
+            message = pickle.loads(buffer[start + _HEADER.size : end])  # noqa: S301
+            start = end
+            self.reception._message(message)
+        del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reception._lost()
+
+
+def _intake_main(*args: Any) -> None:
+    """The intake process's entry point. Imported there, not here: this process needs
+    none of the database and Arrow libraries."""
+    from ingest.intake_process import main
+
+    main(*args)
+
+
+def _unchecked(spool_id: str) -> Receipt:
+    # transient for the sender (451 / 500): it tries again later
+    return Receipt(spool_id, refusal=InternalError("the report could not be checked"))

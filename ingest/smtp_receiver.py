@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import weakref
+from email._header_value_parser import AddrSpec, AngleAddr, get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ingest.errors import ForeignDomain, NoReportFound, TooLarge, Unauthenticated
+from ingest.errors import ForeignDomain, InternalError, NoReportFound, TooLarge, Unauthenticated
 from ingest.model import Channel
-from ingest.reception import InternalError, Receipt, Reception
+from ingest.receipt import Receipt
+from ingest.reception import Reception
 
 log = logging.getLogger(__name__)
 
 IDENT = "tlsrpt-collector"
 _MAX_REPLY = 400
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>[ \t]*")
+"""`<local@domain>` of RFC 5322 dot-atoms, and the blanks after it (which the full
+parser skips too, with any comment: one that follows is left to that parser)."""
 
 
 def smtp_reply(receipt: Receipt) -> str:
@@ -130,6 +138,33 @@ class ReportSMTP(SMTP):
         super().connection_lost(exc)
         if self._deadline is not None:
             self._deadline.cancel()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The address of MAIL and RCPT, and the rest of the argument, as aiosmtpd
+        parses them, at a fraction of the cost: aiosmtpd defines a `typing.Protocol`
+        class on every call (half of the 0.1 ms each address cost), then runs the
+        standard library's RFC 5322 parser (the other half). `<local@domain>` with plain
+        dot-atoms, nearly every address, needs neither; anything else still gets the
+        full parser."""
+        if not arg:
+            return "", ""
+        simple = _SIMPLE_ADDRESS.match(arg)
+        if simple is not None and not arg.startswith("(", simple.end()):
+            addr, rest = simple[1], arg[simple.end() :]
+        else:
+            address: AngleAddr | AddrSpec
+            try:
+                if arg.lstrip().startswith("<"):
+                    address, rest = get_angle_addr(arg)
+                else:
+                    address, rest = get_addr_spec(arg)
+            except HeaderParseError:
+                return None, None
+            addr = address.addr_spec
+        localpart = addr.rpartition("@")[0]
+        if self.local_part_limit and len(localpart) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     def _session_expired(self) -> None:
         log.info("closing an SMTP session that exceeded %.0f s", self._max_session)

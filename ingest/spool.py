@@ -1,10 +1,10 @@
 """The spool: raw deliveries on disk, durable before anyone is told "accepted".
 
-Deliveries that arrive together are written together: `SpoolFlusher` (one thread) takes
-every delivery waiting, appends them with one `write` to the current segment file
-`DATA_DIR/spool/<segment>.spool` and makes them durable with one `fdatasync`, then wakes
-up the receivers. One sync covers the whole group, however many clients are sending; a
-new segment file also syncs the folder once.
+Deliveries that arrive together are written together (group commit): `Spool.append`
+writes a group with one `write` to the current segment file
+`DATA_DIR/spool/<segment>.spool` and makes it durable with one `fdatasync`. One sync
+covers the whole group, however many clients are sending; a new segment file also syncs
+the folder once.
 
 A record is a one-line JSON header (id, channel, time, peer, size) followed by the bytes
 exactly as received. A segment takes records until it holds `SEGMENT_BYTES`; it is
@@ -17,28 +17,22 @@ acknowledged, and what cannot be read back goes to the quarantine.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ingest.durable import fsync_dir
 from ingest.model import Channel
 
-log = logging.getLogger(__name__)
-
 SPOOL_DIR = "spool"
 _SUFFIX = ".spool"
 _MAX_HEADER = 4096
-_MAX_GROUP = 512
 SEGMENT_BYTES = 8 * 1024 * 1024
 """A segment takes no more groups once it holds this much."""
 
@@ -56,14 +50,13 @@ class SpoolEntry:
         return self.id.rsplit("-", 1)[0]
 
     def header(self, size: int) -> bytes:
-        meta = {
-            "id": self.id,
-            "channel": self.channel.value,
-            "received_at": self.received_at.isoformat(),
-            "source": self.source,
-            "size": size,
-        }
-        return json.dumps(meta, separators=(",", ":")).encode() + b"\n"
+        """The record's header: one line of JSON. Written without the encoder's
+        dictionary walk (a quarter of the time); only the peer needs quoting."""
+        return (
+            f'{{"id":"{self.id}","channel":"{self.channel.value}",'
+            f'"received_at":"{self.received_at.isoformat()}",'
+            f'"source":{json.dumps(self.source)},"size":{size}}}\n'
+        ).encode()
 
 
 @dataclass(slots=True)
@@ -94,7 +87,7 @@ Incoming = tuple[Channel, datetime, str | None, bytes]
 
 class Spool:
     """The spool folder. Thread-safe; blocking file operations. `append` has one
-    caller at a time (the flusher thread)."""
+    caller at a time."""
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / SPOOL_DIR
@@ -128,8 +121,7 @@ class Spool:
             SpoolEntry(f"{segment.name}-{first + i}", channel, received_at, source)
             for i, (channel, received_at, source, _) in enumerate(items)
         ]
-        # One buffer, one write: each system call hands the GIL back and forth with the
-        # event loop, and every hand-over can wait for the loop's switch interval.
+        # one buffer, one write
         data = b"".join(
             part
             for entry, (*_, raw) in zip(entries, items, strict=True)
@@ -186,7 +178,7 @@ class Spool:
         self.path(name).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Stop appending (at shutdown, after the flusher); waiting records stay."""
+        """Stop appending (at shutdown); records not yet done stay."""
         with self._lock:
             if self._current is not None:
                 self._retire(self._current)
@@ -245,83 +237,3 @@ class Spool:
             tmp.unlink(missing_ok=True)
             removed += 1
         return removed
-
-
-Durable = Callable[[SpoolEntry | None, OSError | None], None]
-"""Called on the delivering event loop once a delivery is durable: `(entry, None)`, or
-`(None, error)` when it could not be written."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    channel: Channel
-    source: str | None
-    received_at: datetime
-    raw: bytes
-    loop: asyncio.AbstractEventLoop
-    then: Durable
-
-
-class SpoolFlusher:
-    """A thread that writes spool entries in groups; `put(..., then)` calls `then` on
-    the event loop once the entry is durable."""
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-        self._pending: list[_Pending] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="spool-flusher", daemon=True)
-        self._thread.start()
-
-    def put(self, channel: Channel, raw: bytes, source: str | None, then: Durable) -> None:
-        """Queue a delivery (from a running event loop)."""
-        pending = _Pending(
-            channel, source, datetime.now(UTC), raw, asyncio.get_running_loop(), then
-        )
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the spool is closed")
-            self._pending.append(pending)
-            if len(self._pending) == 1:
-                self._cond.notify()  # the thread sleeps only when nothing is pending
-
-    def close(self) -> None:
-        """Finish what is waiting, then stop the thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    break
-                group = self._pending[:_MAX_GROUP]
-                del self._pending[:_MAX_GROUP]
-            entries: list[SpoolEntry | None]
-            error: OSError | None = None
-            try:
-                entries = list(
-                    self.spool.append([(p.channel, p.received_at, p.source, p.raw) for p in group])
-                )
-            except OSError as exc:
-                log.error("spool write failed: %s", exc)
-                entries, error = [None] * len(group), exc
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, SpoolEntry | None]]] = {}
-            for pending, entry in zip(group, entries, strict=True):
-                by_loop.setdefault(pending.loop, []).append((pending, entry))
-            for loop, settled in by_loop.items():  # one wake-up per loop and group
-                loop.call_soon_threadsafe(_settle, settled, error)
-        self.spool.close()
-
-
-def _settle(settled: list[tuple[_Pending, SpoolEntry | None]], error: OSError | None) -> None:
-    for pending, entry in settled:
-        try:
-            pending.then(entry, error)
-        except Exception:  # one failing callback must not keep the others waiting
-            log.exception("handling spool entry %s failed", entry.id if entry else "(none)")

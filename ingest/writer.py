@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +20,16 @@ import duckdb
 
 from ingest.database import DatabaseBusy
 from ingest.model import Envelope
-from ingest.spool import Spool
 from ingest.store import BatchWriter, Outcome
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
-LINGER = 0.5
-"""Seconds a batch keeps collecting after its first report: each batch costs about
-50 ms of CPU whatever its size (the inserts, the commit, the checkpoint when the file
-is detached), so bigger batches cost far less per report."""
+LINGER = 1.0
+"""Seconds a batch keeps collecting after its first report: each batch costs 50-80 ms
+of CPU whatever its size (the inserts, the commit, the checkpoint when the file is
+detached), so bigger batches cost far less per report. A report is in the database
+about a second after its acknowledgement."""
 _BUSY_WAIT = 1.0
 """Seconds one open attempt waits for a reader before the writer logs and tries again."""
 _BUSY_LOG_EVERY = 30.0
@@ -55,9 +56,10 @@ class WriterStats:
 class StoreWriter:
     """Owns every write to the database while the collector runs."""
 
-    def __init__(self, data_dir: Path, spool: Spool) -> None:
+    def __init__(self, data_dir: Path, done: Callable[[list[str]], None]) -> None:
+        """`done(spool ids)` is called (in the writer thread) once those are committed."""
         self.data_dir = data_dir
-        self.spool = spool
+        self._done = done
         self.stats = WriterStats()
         self._db = BatchWriter(data_dir)
         self._queue: queue.Queue[Accepted | None] = queue.Queue()
@@ -141,8 +143,7 @@ class StoreWriter:
                     "stored after waiting %.1f s for a reader", time.monotonic() - waited_since
                 )
             self._count(outcomes)
-            for item in batch:
-                self.spool.done(item.spool_id)
+            self._done([item.spool_id for item in batch])
             return
 
     def _store(self, batch: list[Accepted]) -> list[Outcome]:
@@ -176,7 +177,7 @@ class StoreWriter:
                     )
                     break
                 self._count(outcomes)
-                self.spool.done(item.spool_id)
+                self._done([item.spool_id])
                 break
 
     def _count(self, outcomes: list[Outcome]) -> None:

@@ -115,6 +115,18 @@ def test_smtp_bad_signature_is_stored_and_flagged(collector: Collector, dkim_key
     assert rows_for(collector, "smtp-badsig")[0][:2] == ("smtp", "fail")
 
 
+def test_smtp_addresses_are_parsed_as_aiosmtpd_does(collector: Collector) -> None:
+    with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
+        smtp.ehlo("sender.example")
+        assert smtp.docmd("MAIL FROM:<bad@@sender.example>")[0] == 553  # malformed
+        assert smtp.docmd("MAIL FROM:<>")[0] == 250  # the null sender of bounces
+        smtp.rset()
+        assert smtp.docmd("MAIL FROM:someone@sender.example")[0] == 250  # no brackets
+        assert smtp.docmd("RCPT TO:<tlsrpt@example.com> NOTIFY=NEVER")[0] == 555  # rest kept
+        assert smtp.docmd(f"RCPT TO:{MAILBOX.upper()}")[0] == 250
+        assert smtp.docmd("RCPT TO:<a@b@c>")[0] == 553
+
+
 def test_smtp_refusals(collector: Collector) -> None:
     with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
         smtp.ehlo("sender.example")

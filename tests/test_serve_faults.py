@@ -14,10 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import run_cli
 from tests.support.collector import (
     Collector,
+    child_processes,
+    is_running,
     query,
     report_json,
     running_collector,
@@ -129,6 +132,63 @@ def test_kill_9_in_a_burst_loses_no_acknowledged_report(tmp_path: Path) -> None:
         assert all(stored[report_id] == 1 for report_id in acked)
         assert all(n == 1 for n in stored.values())
         assert "spool from an earlier run" in restarted.log() or set(acked) <= set(stored)
+
+
+def intake_process(collector: Collector) -> int:
+    """The collector's intake process (not multiprocessing's resource tracker)."""
+    (pid,) = [
+        pid
+        for pid, cmdline in child_processes(collector.process.pid).items()
+        if "spawn_main" in cmdline
+    ]
+    return pid
+
+
+def test_the_intake_process_ends_with_a_killed_collector(tmp_path: Path) -> None:
+    collector = start_collector(tmp_path / "data", "--no-dkim")
+    children = child_processes(collector.process.pid)
+    assert intake_process(collector) in children
+    os.kill(collector.process.pid, signal.SIGKILL)
+    collector.process.wait(timeout=30)
+    # it must not hold the database or the spool when the collector is started again
+    assert wait_until(lambda: not any(is_running(pid) for pid in children), timeout=10)
+
+
+def test_a_failed_intake_process_stops_the_collector_and_loses_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    collector = start_collector(data_dir, "--no-dkim")
+    burst = Burst(collector, smtp_clients=2, https_clients=4)
+    burst.start()
+    assert wait_until(lambda: burst.count() >= 60), collector.log()
+    os.kill(intake_process(collector), signal.SIGKILL)
+    code = collector.process.wait(timeout=60)
+    burst.stop()
+    assert code == 1, collector.log()
+    log = collector.log()
+    assert "the intake process ended unexpectedly" in log
+    assert log.rstrip().endswith("Error: the intake process ended unexpectedly (see the log above)")
+    acked = list(burst.acked)
+    with running_collector(data_dir, "--no-dkim"):
+        assert wait_until(lambda: set(acked) <= set(counts_by_id(data_dir)))
+        assert all(n == 1 for n in counts_by_id(data_dir).values())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_stops_gracefully(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C in a terminal, or systemd stopping the service: every process of the
+    group gets the signal; the receiving process leads the shutdown."""
+    data_dir = tmp_path / "data"
+    collector = start_collector(data_dir, "--no-dkim", own_session=True)
+    burst = Burst(collector, smtp_clients=2, https_clients=4)
+    burst.start()
+    assert wait_until(lambda: burst.count() >= 60), collector.log()
+    os.killpg(collector.process.pid, sig)
+    code = collector.process.wait(timeout=60)
+    burst.stop()
+    assert code == 0, collector.log()
+    assert "stopped:" in collector.log()
+    assert set(burst.acked) <= set(counts_by_id(data_dir))
+    assert not spool_files(data_dir)
 
 
 def test_sigterm_finishes_deliveries_in_flight(tmp_path: Path) -> None:

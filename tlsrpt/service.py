@@ -21,22 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import uvicorn
 
 from ingest.collector_lock import collector_lock, update_lock
-from ingest.database import DatabaseBusy, connect, database_path
 from ingest.dkim_check import DkimChecker
 from ingest.https_receiver import create_app
 from ingest.intake import IntakeRules
-from ingest.known_reports import KnownReports
 from ingest.limits import Limits
 from ingest.quarantine import Quarantine
-from ingest.reception import Reception
+from ingest.reception import IntakeFailed, Reception
 from ingest.smtp_receiver import ReportHandler, smtp_factory
-from ingest.spool import Spool
-from ingest.store import open_store
-from ingest.writer import StoreWriter
 from tlsrpt.certificates import TlsFiles, local_certificate
 from tlsrpt.config import ListenError, ServeConfig
 
@@ -61,24 +55,6 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def load_known(data_dir: Path) -> KnownReports:
-    """Keys of the stored reports. Creates (migrates) the database when it can; a reader
-    holding the file only means the keys are read beside it."""
-    try:
-        with open_store(data_dir, wait=2.0) as store:
-            rows = store.con.execute("SELECT report_key FROM reports").fetchall()
-        return KnownReports(int(k) for (k,) in rows)
-    except DatabaseBusy:
-        pass
-    path = database_path(data_dir)
-    try:
-        with connect(path, read_only=True, wait=30.0) as con:
-            rows = con.execute("SELECT report_key FROM reports").fetchall()
-    except duckdb.CatalogException:
-        rows = []
-    return KnownReports(int(k) for (k,) in rows)
 
 
 def _tcp_listener(host: str, port: int) -> socket.socket:
@@ -123,9 +99,6 @@ class Collector:
         hostname = config.hostname or socket.getfqdn()
         tls = self._tls_files(hostname)
 
-        known = await asyncio.to_thread(load_known, data_dir)
-        spool = Spool(data_dir)
-        writer = StoreWriter(data_dir, spool)
         rules = IntakeRules(
             limits=Limits(
                 max_compressed=config.max_message, max_decompressed=config.max_decompressed
@@ -136,8 +109,9 @@ class Collector:
             if config.dkim
             else None,
         )
-        reception = Reception(data_dir, rules, known, writer, spool)
-        accepted, refused = await asyncio.to_thread(reception.recover)
+        reception = Reception(data_dir, rules)
+        await reception.start(DRAIN_TIMEOUT)
+        accepted, refused = reception.recovered
         if accepted or refused:
             log.info(
                 "spool from an earlier run: %d report(s) to store, %d refused", accepted, refused
@@ -158,7 +132,7 @@ class Collector:
                 config.smtp_listen.port,
             )
         except OSError as exc:
-            await self._abandon(reception, writer)
+            await reception.close(DRAIN_TIMEOUT)
             raise ListenError(
                 f"SMTP cannot listen on {config.smtp_listen}: {exc.strerror}"
             ) from exc
@@ -166,7 +140,7 @@ class Collector:
             https_socket = _tcp_listener(config.https_listen.host, config.https_listen.port)
         except OSError as exc:
             smtp_server.close()
-            await self._abandon(reception, writer)
+            await reception.close(DRAIN_TIMEOUT)
             raise ListenError(
                 f"HTTPS cannot listen on {config.https_listen}: {exc.strerror}"
             ) from exc
@@ -227,9 +201,13 @@ class Collector:
             on_ready(endpoints)
 
         purge = asyncio.create_task(self._purge_quarantine())
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(reception.failed.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
+            failing.cancel()
             log.info("shutting down: no new connections; finishing deliveries in progress")
             self.ready = False
             purge.cancel()
@@ -242,23 +220,22 @@ class Collector:
                 session.close()
             await smtp_server.wait_closed()
             await reception.drain()
-            await asyncio.to_thread(reception.close)
-            left = writer.pending
-            if not await asyncio.to_thread(writer.close, DRAIN_TIMEOUT):
-                log.warning("%d report(s) stay in the spool and are stored at the next start", left)
-            stats = writer.stats
-            log.info(
-                "stopped: %d stored, %d duplicates, %d conflicts this run",
-                stats.stored,
-                stats.duplicates,
-                stats.conflicts,
-            )
-
-    @staticmethod
-    async def _abandon(reception: Reception, writer: StoreWriter) -> None:
-        """Stop the threads of a start that failed (what was recovered stays spooled)."""
-        await asyncio.to_thread(reception.close)
-        await asyncio.to_thread(writer.close, DRAIN_TIMEOUT)
+            await reception.close(DRAIN_TIMEOUT)
+            if reception.left:
+                log.warning(
+                    "%d report(s) stay in the spool and are stored at the next start",
+                    reception.left,
+                )
+            stats = reception.stats
+            if stats is not None:
+                log.info(
+                    "stopped: %d stored, %d duplicates, %d conflicts this run",
+                    stats["stored"],
+                    stats["duplicates"],
+                    stats["conflicts"],
+                )
+        if reception.failed.is_set():
+            raise IntakeFailed("the intake process ended unexpectedly (see the log above)")
 
     def _tls_files(self, hostname: str) -> TlsFiles:
         config = self.config

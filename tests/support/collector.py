@@ -51,8 +51,11 @@ class Collector:
         return self.process.poll() is None
 
 
-def start_collector(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Collector:
-    """Start `tlsrpt serve` and wait until /healthz answers 200."""
+def start_collector(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, own_session: bool = False
+) -> Collector:
+    """Start `tlsrpt serve` and wait until /healthz answers 200. `own_session`: in a
+    session and process group of its own (signals can go to the whole group)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"serve-{time.monotonic_ns()}.log"
     lock = data_dir / "collector.lock"
@@ -74,6 +77,7 @@ def start_collector(data_dir: Path, *args: str, env: dict[str, str] | None = Non
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            start_new_session=own_session,
         )
     deadline = time.monotonic() + 60
     info: dict[str, str] = {}
@@ -95,6 +99,33 @@ def start_collector(data_dir: Path, *args: str, env: dict[str, str] | None = Non
     with collector.client() as client:
         assert client.get(collector.base + "/healthz").status_code == 200
     return collector
+
+
+def child_processes(pid: int) -> dict[int, str]:
+    """The live child processes of a process, with their command lines."""
+    found: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = [int(child) for child in task.read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if is_running(child):
+                found[child] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (nothing may reap orphans here)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def stop_collector(collector: Collector, sig: int = signal.SIGTERM) -> int:

@@ -10,6 +10,7 @@ import click
 
 from ingest.collector_lock import DataDirBusy
 from ingest.limits import MB
+from ingest.reception import IntakeFailed
 from tlsrpt.config import ConfigError, ListenError, ServeConfig, load_toml, parse_listen
 from tlsrpt.options import COMMON_ERRORS, DATA_DIR_ENV, user_errors
 
@@ -177,7 +178,7 @@ def _option(*decls: str, env: str | None = None, **kwargs: Any) -> Callable[[F],
     env="TLSRPT_HOSTNAME",
     help="Name for the SMTP greeting and the logged URLs. Default: this host's FQDN.",
 )
-@user_errors(*COMMON_ERRORS, DataDirBusy, ConfigError, ListenError)
+@user_errors(*COMMON_ERRORS, DataDirBusy, ConfigError, ListenError, IntakeFailed)
 def serve_command(
     data_dir: Path,
     smtp_listen: str,
