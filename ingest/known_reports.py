@@ -6,6 +6,7 @@ recent additions, merged into the array now and then. Safe to use from several t
 
 from __future__ import annotations
 
+import heapq
 import threading
 from array import array
 from bisect import bisect_left
@@ -43,7 +44,9 @@ class KnownReports:
                 return False
             self._recent.add(key)
             if len(self._recent) >= _MERGE_AT:
-                self._sorted = array("q", sorted([*self._sorted, *self._recent]))
+                # merged one key at a time: a list of every key as Python ints would
+                # take about 36 bytes a report, a peak the allocator keeps afterwards
+                self._sorted = array("q", heapq.merge(self._sorted, sorted(self._recent)))
                 self._recent.clear()
             return True
 
