@@ -8,15 +8,16 @@ meant to live for one unit of work, so both sides only ever wait milliseconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
 DB_FILENAME = "tlsrpt.duckdb"
 _RETRY_PAUSE = 0.02
+_T = TypeVar("_T")
 _ALIAS = "store"
 
 
@@ -43,6 +44,21 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = Non
     con.execute(sql, params).fetchall()
 
 
+def _while_locked(attempt: Callable[[], _T], wait: float, held: str) -> _T:
+    """`attempt()`, retried while another process holds the database file; raises
+    `DatabaseBusy` (saying `held`) after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return attempt()
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusy(f"{held}; waited {wait:.0f} s") from exc
+            time.sleep(_RETRY_PAUSE)
+
+
 @contextmanager
 def connect(
     path: Path, *, read_only: bool, wait: float = 10.0
@@ -51,20 +67,11 @@ def connect(
     file, closed on exit."""
     if read_only and not path.exists():
         raise DatabaseMissing(f"no database at {path}: import or receive some reports first")
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise DatabaseBusy(
-                    f"{path} is held by another process (a reader or the collector); "
-                    f"waited {wait:.0f} s"
-                ) from exc
-            time.sleep(_RETRY_PAUSE)
+    con = _while_locked(
+        lambda: duckdb.connect(str(path), read_only=read_only),
+        wait,
+        f"{path} is held by another process (a reader or the collector)",
+    )
     try:
         run(con, "SET TimeZone = 'UTC'")
         yield con
@@ -105,19 +112,11 @@ class Attacher:
         retried while another process holds the file; detached on exit."""
         con = self._connection()
         literal = str(self.path).replace("'", "''")
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                run(con, f"ATTACH '{literal}' AS {_ALIAS}")
-                break
-            except duckdb.IOException as exc:
-                if not _is_lock_error(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise DatabaseBusy(
-                        f"{self.path} is held by another process (a reader); waited {wait:.0f} s"
-                    ) from exc
-                time.sleep(_RETRY_PAUSE)
+        _while_locked(
+            lambda: run(con, f"ATTACH '{literal}' AS {_ALIAS}"),
+            wait,
+            f"{self.path} is held by another process (a reader)",
+        )
         try:
             run(con, f"USE {_ALIAS}")
             yield con
