@@ -62,9 +62,6 @@ class _Columns:
     def of(cls, *names: str) -> _Columns:
         return cls(names, [])
 
-    def append(self, *values: Any) -> None:
-        self.rows.append(values)
-
     def table(self, schema: pa.Schema) -> pa.Table:
         columns = zip(*self.rows, strict=True) if self.rows else ([] for _ in self.names)
         arrays = [pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)]
@@ -190,7 +187,7 @@ def flatten(envelopes: Sequence[Envelope]) -> RowBatch:
         report = env.parsed.report
         key = report_key(report.submitter, report.report_id)
         _flatten(env, row, key, json_sha256(env.parsed.json_bytes), reports, policies, details)
-        raws.append(row, key, env.raw)
+        raws.rows.append((row, key, env.raw))
     return RowBatch(
         reports.table(REPORTS_SCHEMA),
         policies.table(_with_row(POLICIES_SCHEMA)),
