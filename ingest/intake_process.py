@@ -156,13 +156,7 @@ class Checker:
         """The envelope, or None when the input is refused (or the parser fails):
         `check` then does it again in a worker thread and writes the quarantine."""
         try:
-            return intake(
-                raw,
-                entry.channel,
-                self._thread_rules(),  # no DNS: HTTPS, or a message without signature
-                source=entry.source,
-                received_at=entry.received_at,
-            )
+            return self._intake(entry, raw)  # no DNS: HTTPS, or a message without signature
         except Exception:  # noqa: BLE001
             return None
 
@@ -172,19 +166,22 @@ class Checker:
     def check(self, entry: SpoolEntry, raw: bytes) -> Receipt:
         """Check a spooled delivery and route it (blocking)."""
         try:
-            envelope = intake(
-                raw,
-                entry.channel,
-                self._thread_rules(),
-                source=entry.source,
-                received_at=entry.received_at,
-            )
+            envelope = self._intake(entry, raw)
         except InvalidReport as exc:
             return self._refuse(entry, raw, exc)
         except Exception as exc:  # a checker bug must not lose the delivery
             log.exception("checking spool entry %s failed", entry.id)
             return self._refuse(entry, raw, InternalError(f"internal error ({type(exc).__name__})"))
         return self._accept(entry, envelope)
+
+    def _intake(self, entry: SpoolEntry, raw: bytes) -> Envelope:
+        return intake(
+            raw,
+            entry.channel,
+            self._thread_rules(),
+            source=entry.source,
+            received_at=entry.received_at,
+        )
 
     def _thread_rules(self) -> IntakeRules:
         """Each thread has its own DKIM checker (they keep per-lookup state)."""
