@@ -198,8 +198,9 @@ class Checker:
 
     def _accept(self, entry: SpoolEntry, envelope: Envelope) -> Receipt:
         report = envelope.parsed.report
-        new = self.known.add(report_key(report.submitter, report.report_id))
-        self.writer.submit(Accepted(entry.id, envelope))
+        key = report_key(report.submitter, report.report_id)
+        new = self.known.add(key)
+        self.writer.submit(Accepted(entry.id, envelope, key, new))
         return Receipt(entry.id, duplicate=not new)
 
     def _refuse(self, entry: SpoolEntry, raw: bytes, exc: InvalidReport) -> Receipt:

@@ -64,6 +64,32 @@ MIGRATIONS: tuple[str, ...] = (
         raw         BLOB NOT NULL
     );
     """,
+    # 2: reports.report_key without a PRIMARY KEY constraint. Checking it loads the whole
+    # index into memory at every insert (about 50 bytes a stored report, and the time to
+    # load it); the one writer already stores each key once (`ingest.store.Store`).
+    # DuckDB cannot drop a constraint, so the table is copied (which keeps the column
+    # types but no constraint) and its NOT NULL constraints are set again.
+    """
+    CREATE TABLE reports_v2 AS FROM reports;
+    DROP TABLE reports;
+    ALTER TABLE reports_v2 RENAME TO reports;
+    """
+    + "".join(
+        f"ALTER TABLE reports ALTER COLUMN {column} SET NOT NULL;\n"
+        for column in [
+            "report_key",
+            "submitter",
+            "report_id",
+            "organization_name",
+            "start_datetime",
+            "end_datetime",
+            "report_date",
+            "channel",
+            "received_at",
+            "json_sha256",
+            "anomalies",
+        ]
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,13 +3,14 @@
 `Store.add` takes a batch of parsed envelopes and writes each new report (its row, its
 policies, its failure details and its raw bytes) in one transaction, counting the ones
 already stored as duplicates. Deduplication is on (submitter, report_id), see
-`Report.submitter`.
+`Report.submitter`; it is done here, not by a database constraint (see the schema's
+second migration), and relies on one writer at a time.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,21 +40,39 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
-    def add(self, envelopes: Sequence[Envelope], *, transaction: bool = True) -> list[Outcome]:
+    def add(
+        self,
+        envelopes: Sequence[Envelope],
+        *,
+        transaction: bool = True,
+        maybe_stored: Collection[int] | None = None,
+    ) -> list[Outcome]:
         """Store a batch in one transaction (or in the caller's, with
         `transaction=False`); returns an outcome per envelope, in order."""
         if not envelopes:
             return []
-        return self.add_rows(flatten(envelopes), transaction=transaction)
+        return self.add_rows(flatten(envelopes), transaction=transaction, maybe_stored=maybe_stored)
 
-    def add_rows(self, batch: RowBatch, *, transaction: bool = True) -> list[Outcome]:
+    def add_rows(
+        self,
+        batch: RowBatch,
+        *,
+        transaction: bool = True,
+        maybe_stored: Collection[int] | None = None,
+    ) -> list[Outcome]:
         """Store flattened reports, skipping those already stored (and repeats within
-        the batch); returns an outcome per report, in order."""
+        the batch); returns an outcome per report, in order.
+
+        `maybe_stored`: the report keys of the batch that may be stored already, when
+        the caller knows the others are not (the collector's index of known reports
+        does); only those are looked up, which spares a scan of the whole table.
+        None: look up every key."""
         if not len(batch):
             return []
         keys: list[int] = batch.reports.column("report_key").to_pylist()
         digests: list[str] = batch.reports.column("json_sha256").to_pylist()
-        known = self._stored_digests(set(keys))
+        lookup = set(keys) if maybe_stored is None else set(keys).intersection(maybe_stored)
+        known = self._stored_digests(lookup)
         outcomes: list[Outcome] = []
         kept: list[int] = []
         for row, (key, digest) in enumerate(zip(keys, digests, strict=True)):

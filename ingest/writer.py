@@ -42,6 +42,10 @@ class Accepted:
 
     spool_id: str
     envelope: Envelope
+    report_key: int
+    new: bool
+    """The index of known reports had not seen the key (so it is not in the database):
+    the writer need not look it up."""
 
 
 @dataclass
@@ -134,6 +138,7 @@ class StoreWriter:
                     last_log = now
                 continue
             except (duckdb.Error, OSError) as exc:
+                # the batch may have been committed: from here on, every key is looked up
                 log.error("storing a batch of %d failed (%s); storing one by one", len(batch), exc)
                 time.sleep(_ERROR_PAUSE)
                 self._write_one_by_one(batch)
@@ -146,9 +151,10 @@ class StoreWriter:
             self._done([item.spool_id for item in batch])
             return
 
-    def _store(self, batch: list[Accepted]) -> list[Outcome]:
+    def _store(self, batch: list[Accepted], *, look_up_all: bool = False) -> list[Outcome]:
+        maybe_stored = None if look_up_all else {a.report_key for a in batch if not a.new}
         with self._db.batch(wait=_BUSY_WAIT) as store:
-            outcomes = store.add([a.envelope for a in batch])
+            outcomes = store.add([a.envelope for a in batch], maybe_stored=maybe_stored)
         self.stats.batches += 1
         for item, outcome in zip(batch, outcomes, strict=True):
             if outcome is Outcome.CONFLICT:
@@ -164,7 +170,7 @@ class StoreWriter:
         for item in batch:
             while True:
                 try:
-                    outcomes = self._store([item])
+                    outcomes = self._store([item], look_up_all=True)
                 except DatabaseBusy:
                     continue
                 except (duckdb.Error, OSError) as exc:

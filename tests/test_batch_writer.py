@@ -1,5 +1,6 @@
 """The collector's writer connection: the database file is attached for a batch only,
-so other processes open it between batches; a reader holding it makes the writer wait."""
+so other processes open it between batches; a reader holding it makes the writer wait.
+Each report is stored once, with or without the collector's hint of which are new."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.database import DatabaseBusy, database_path
+from ingest.database import Attacher, DatabaseBusy, database_path
 from ingest.intake import IntakeRules, intake
 from ingest.model import Channel, Envelope
+from ingest.rows import report_key
 from ingest.store import BatchWriter, Outcome
+from ingest.writer import Accepted, StoreWriter
 from tests.support.collector import report_json
 
 
 def envelope(report_id: str) -> Envelope:
     return intake(report_json(report_id), Channel.HTTPS, IntakeRules(), source="https:192.0.2.1")
+
+
+def key_of(env: Envelope) -> int:
+    return report_key(env.parsed.report.submitter, env.parsed.report.report_id)
 
 
 def count_in_another_process(path: Path) -> int:
@@ -92,3 +99,48 @@ def test_a_database_file_replaced_between_batches_is_migrated_again(data_dir: Pa
         assert count_in_another_process(database_path(data_dir)) == 1
     finally:
         writer.close()
+
+
+def test_only_the_keys_that_may_be_stored_are_looked_up(data_dir: Path) -> None:
+    writer = BatchWriter(data_dir)
+    try:
+        with writer.batch() as store:
+            store.add([envelope("k-1")])
+        with writer.batch() as store:
+            outcomes = store.add(
+                [envelope("k-1"), envelope("k-2"), envelope("k-2")],
+                maybe_stored={key_of(envelope("k-1"))},
+            )
+        assert outcomes == [Outcome.DUPLICATE, Outcome.STORED, Outcome.DUPLICATE]
+        assert count_in_another_process(database_path(data_dir)) == 2
+    finally:
+        writer.close()
+
+
+def test_a_batch_committed_before_an_error_is_not_stored_again(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's retry looks up every key: the batch below is committed, then the
+    detach fails, and the retry must find the reports instead of adding them twice."""
+    failures = iter([duckdb.IOException("injected: detach failed")])
+    detach = Attacher._detach
+
+    def detach_once_failing(self: Attacher) -> None:
+        detach(self)
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+
+    monkeypatch.setattr(Attacher, "_detach", detach_once_failing)
+    done: list[str] = []
+    writer = StoreWriter(data_dir, done=done.extend)
+    try:
+        for n, report_id in enumerate(["c-1", "c-2"]):
+            env = envelope(report_id)
+            writer.submit(Accepted(f"s-{n}", env, key_of(env), new=True))
+        assert writer.wait_idle(30)
+    finally:
+        writer.close(30)
+    assert sorted(done) == ["s-0", "s-1"]
+    assert (writer.stats.stored, writer.stats.duplicates) == (0, 2)
+    assert count_in_another_process(database_path(data_dir)) == 2
