@@ -381,17 +381,21 @@ def process_tree(root: int) -> set[int]:
     return tree
 
 
-def memory_kb(pid: int) -> int:
-    """Memory of a process tree: the sum of the proportional set sizes (shared pages
-    counted once in all)."""
-    total = 0
+def memory_kb(pid: int) -> dict[str, int]:
+    """Memory of a process tree by process (the collector's: "receiving" and "intake"):
+    proportional set sizes, so shared pages are counted once in the sum."""
+    found: dict[str, int] = {}
     for member in process_tree(pid):
         try:
             rollup = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+            command = Path(f"/proc/{member}/cmdline").read_bytes()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
-    return total
+        role = "receiving" if member == pid else "intake" if b"spawn_main" in command else "other"
+        found[role] = found.get(role, 0) + sum(
+            int(line.split()[1]) for line in rollup if line.startswith("Pss:")
+        )
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -521,7 +525,7 @@ def bench(args: argparse.Namespace) -> None:
 
 def memory(data_dir: Path, args: argparse.Namespace) -> None:
     service = start_service(data_dir)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, dict[str, int]]] = []
     try:
 
         async def sample(deadline: float) -> None:
@@ -549,9 +553,19 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
     finally:
         stop(service.process)
     minute = max(1, min(60, len(samples) // 4))
-    first = statistics.mean(kb for _, kb in samples[minute : 2 * minute]) / 1024
-    last = statistics.mean(kb for _, kb in samples[-minute:]) / 1024
-    peak = max(kb for _, kb in samples) / 1024
+
+    def mib(role: str | None, window: list[tuple[float, dict[str, int]]]) -> float:
+        """Mean over the window, in MiB, of one process or (None) of all."""
+        return (
+            statistics.mean(
+                sum(kb.values()) if role is None else kb.get(role, 0) for _, kb in window
+            )
+            / 1024
+        )
+
+    warm, end = samples[minute : 2 * minute], samples[-minute:]
+    first, last = mib(None, warm), mib(None, end)
+    peak = max(sum(kb.values()) for _, kb in samples) / 1024
     print(f"Memory, both loads for {args.memory_duration:.0f} s:")
     print(f"  {acked} reports acked, {stored} stored")
     print(
@@ -560,9 +574,18 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
         f"(growth {last - first:+.1f} MiB; the known-report index takes 8 bytes a report: "
         f"{acked * 8 / 1024 / 1024:.1f} MiB)"
     )
+    for role in sorted({role for _, kb in samples for role in kb}):
+        print(f"    {role} process: {mib(role, warm):.1f} -> {mib(role, end):.1f} MiB")
     step = max(1, len(samples) // 10)
     print(
-        "  samples (s: MiB): " + ", ".join(f"{t:.0f}: {kb / 1024:.0f}" for t, kb in samples[::step])
+        "  samples (s: MiB): "
+        + ", ".join(f"{t:.0f}: {sum(kb.values()) / 1024:.0f}" for t, kb in samples[::step])
+    )
+    # one-minute means: single samples swing with the writer's batches
+    means = [samples[i : i + minute] for i in range(0, len(samples) - minute + 1, minute)]
+    print(
+        "  means per window of "
+        f"{minute} s (MiB): " + ", ".join(f"{mib(None, window):.0f}" for window in means)
     )
 
 
