@@ -19,7 +19,6 @@ DB_FILENAME = "tlsrpt.duckdb"
 _RETRY_PAUSE = 0.02
 _T = TypeVar("_T")
 _ALIAS = "store"
-_VACUUM_TASKS = 100  # DuckDB's default
 
 
 class DatabaseBusy(Exception):
@@ -108,16 +107,9 @@ class Attacher:
         return self._con
 
     @contextmanager
-    def attached(
-        self, *, wait: float = 10.0, merge: bool = True
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
+    def attached(self, *, wait: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
         """The connection with the database file attached as the default catalog,
-        retried while another process holds the file; detached on exit.
-
-        The checkpoint at the detach writes what was added as row groups of its own.
-        With `merge` it also merges small row groups (DuckDB's vacuum), which rewrites
-        them: a cost that grows in steps with the rows added since the last merge, up
-        to seconds. Without, they wait for a later unit of work that merges."""
+        retried while another process holds the file; detached on exit."""
         con = self._connection()
         literal = str(self.path).replace("'", "''")
         _while_locked(
@@ -129,14 +121,13 @@ class Attacher:
             run(con, f"USE {_ALIAS}")
             yield con
         finally:
-            self._detach(merge=merge)
+            self._detach()
 
-    def _detach(self, *, merge: bool) -> None:
+    def _detach(self) -> None:
         con = self._con
         assert con is not None
         try:
             run(con, "USE memory")
-            run(con, f"SET max_vacuum_tasks = {_VACUUM_TASKS if merge else 0}")
             run(con, f"DETACH {_ALIAS}")
         except duckdb.Error:
             # a connection that cannot let go of the file is of no further use

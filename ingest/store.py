@@ -154,11 +154,9 @@ class BatchWriter:
         self._migrated = False
 
     @contextmanager
-    def batch(self, *, wait: float = 10.0, merge: bool = True) -> Iterator[Store]:
-        """A store on the attached file; `merge`: whether the batch ends by merging
-        small row groups (see `Attacher.attached`)."""
+    def batch(self, *, wait: float = 10.0) -> Iterator[Store]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self._attacher.attached(wait=wait, merge=merge) as con:
+        with self._attacher.attached(wait=wait) as con:
             try:
                 if not self._migrated:
                     migrate(con)

@@ -30,13 +30,6 @@ LINGER = 1.0
 of CPU whatever its size (the inserts, the commit, the checkpoint when the file is
 detached), so bigger batches cost far less per report. A report is in the database
 about a second after its acknowledgement."""
-LIGHT_BATCH = 100
-"""The biggest batch that ends by merging small row groups. Every batch is written as
-row groups of its own, and merging them stalls the writer for up to seconds (see
-`Attacher.attached`); under heavy load that stall queued thousands of reports and made
-memory climb. So batches of a heavy load leave their row groups as they are, and the
-first light batch after it merges them all: once the load has passed, or at every
-batch while reports trickle in, as they do outside a load test."""
 _BUSY_WAIT = 1.0
 """Seconds one open attempt waits for a reader before the writer logs and tries again."""
 _BUSY_LOG_EVERY = 30.0
@@ -160,7 +153,7 @@ class StoreWriter:
 
     def _store(self, batch: list[Accepted], *, look_up_all: bool = False) -> list[Outcome]:
         maybe_stored = None if look_up_all else {a.report_key for a in batch if not a.new}
-        with self._db.batch(wait=_BUSY_WAIT, merge=len(batch) <= LIGHT_BATCH) as store:
+        with self._db.batch(wait=_BUSY_WAIT) as store:
             outcomes = store.add([a.envelope for a in batch], maybe_stored=maybe_stored)
         self.stats.batches += 1
         for item, outcome in zip(batch, outcomes, strict=True):

@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest import writer as writer_module
 from ingest.database import Attacher, DatabaseBusy, database_path
 from ingest.intake import IntakeRules, intake
 from ingest.model import Channel, Envelope
@@ -126,8 +125,8 @@ def test_a_batch_committed_before_an_error_is_not_stored_again(
     failures = iter([duckdb.IOException("injected: detach failed")])
     detach = Attacher._detach
 
-    def detach_once_failing(self: Attacher, *, merge: bool) -> None:
-        detach(self, merge=merge)
+    def detach_once_failing(self: Attacher) -> None:
+        detach(self)
         exc = next(failures, None)
         if exc is not None:
             raise exc
@@ -145,37 +144,3 @@ def test_a_batch_committed_before_an_error_is_not_stored_again(
     assert sorted(done) == ["s-0", "s-1"]
     assert (writer.stats.stored, writer.stats.duplicates) == (0, 2)
     assert count_in_another_process(database_path(data_dir)) == 2
-
-
-def row_groups(path: Path, table: str) -> int:
-    with duckdb.connect(str(path), read_only=True) as con:
-        ((count,),) = con.execute(
-            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info(?)", [table]
-        ).fetchall()
-    return int(count)
-
-
-def test_heavy_batches_leave_their_row_groups_and_a_light_one_merges_them(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(writer_module, "LIGHT_BATCH", 1)
-    monkeypatch.setattr(writer_module, "LINGER", 0.2)
-    writer = StoreWriter(data_dir, done=lambda ids: None)
-    path = database_path(data_dir)
-
-    def store(*report_ids: str) -> None:
-        for report_id in report_ids:
-            env = envelope(report_id)
-            writer.submit(Accepted(report_id, env, key_of(env), new=True))
-        assert writer.wait_idle(30)
-
-    try:
-        for n in range(3):
-            store(f"h-{n}-a", f"h-{n}-b")  # heavy: more than LIGHT_BATCH
-        assert writer.stats.batches == 3
-        assert row_groups(path, "reports") == row_groups(path, "raw_reports") == 3
-        store("light")
-        assert row_groups(path, "reports") == row_groups(path, "raw_reports") == 1
-    finally:
-        writer.close(30)
-    assert writer.stats.stored == 7
