@@ -26,10 +26,16 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
 LINGER = 1.0
-"""Seconds a batch keeps collecting after its first report: each batch costs 50-80 ms
-of CPU whatever its size (the inserts, the commit, the checkpoint when the file is
-detached), so bigger batches cost far less per report. A report is in the database
-about a second after its acknowledgement."""
+"""Seconds a batch keeps collecting after its first report, unless it fills up before:
+each batch costs 50-80 ms of CPU whatever its size (the inserts, the commit, the
+checkpoint when the file is detached), so bigger batches cost far less per report. A
+report is in the database about a second after its acknowledgement."""
+_LINGER_STEP = 0.05
+"""While a batch collects, the queue is drained this often (not woken per report)."""
+MAX_PENDING = 20_000
+"""Accepted reports held in memory for the writer, at most (a few KiB each): when the
+writer falls behind, `wait_for_room` holds the intake back, which holds the senders'
+acknowledgements back, so memory stays bounded however long the load lasts."""
 _BUSY_WAIT = 1.0
 """Seconds one open attempt waits for a reader before the writer logs and tries again."""
 _BUSY_LOG_EVERY = 30.0
@@ -67,28 +73,32 @@ class StoreWriter:
         self.stats = WriterStats()
         self._db = BatchWriter(data_dir)
         self._queue: queue.Queue[Accepted | None] = queue.Queue()
-        self._idle = threading.Event()
-        self._idle.set()
         self._pending = 0
-        self._pending_lock = threading.Lock()
+        self._pending_changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
     @property
     def pending(self) -> int:
         """Accepted reports not yet committed."""
-        with self._pending_lock:
+        with self._pending_changed:
             return self._pending
 
     def submit(self, item: Accepted) -> None:
-        with self._pending_lock:
+        with self._pending_changed:
             self._pending += 1
-            self._idle.clear()
         self._queue.put(item)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is committed."""
-        return self._idle.wait(timeout)
+        with self._pending_changed:
+            return self._pending_changed.wait_for(lambda: self._pending == 0, timeout)
+
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Wait while `MAX_PENDING` or more reports wait for the writer; False when the
+        time ran out."""
+        with self._pending_changed:
+            return self._pending_changed.wait_for(lambda: self._pending < MAX_PENDING, timeout)
 
     def close(self, timeout: float | None = None) -> bool:
         """Store what is queued, then stop. False when the time ran out (what is left
@@ -104,22 +114,31 @@ class StoreWriter:
             if first is None:
                 break
             batch = [first]
-            time.sleep(LINGER)  # let the batch fill (one wake-up per batch, not per report)
+            stopping = self._collect(batch)
+            self._write(batch)
+            with self._pending_changed:
+                self._pending -= len(batch)
+                self._pending_changed.notify_all()
+        self._db.close()
+
+    def _collect(self, batch: list[Accepted]) -> bool:
+        """Fill the batch from the queue until it holds `MAX_BATCH` or `LINGER` has
+        passed; True when the queue said stop. A writer that fell behind finds a full
+        batch waiting and does not linger at all."""
+        deadline = time.monotonic() + LINGER
+        while True:
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
-                    stopping = True
-                    break
+                    return True
                 batch.append(item)
-            self._write(batch)
-            with self._pending_lock:
-                self._pending -= len(batch)
-                if self._pending == 0:
-                    self._idle.set()
-        self._db.close()
+            left = deadline - time.monotonic()
+            if len(batch) >= MAX_BATCH or left <= 0:
+                return False
+            time.sleep(min(_LINGER_STEP, left))
 
     def _write(self, batch: list[Accepted]) -> None:
         waited_since: float | None = None

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from ingest import writer as writer_module
 from ingest.database import Attacher, DatabaseBusy, database_path
 from ingest.intake import IntakeRules, intake
 from ingest.model import Channel, Envelope
@@ -57,29 +61,39 @@ def test_other_processes_open_the_file_between_batches(data_dir: Path) -> None:
         writer.close()
 
 
+@contextmanager
+def reader_holding(path: Path) -> Iterator[None]:
+    """Another process with a read-only connection open on the file."""
+    code = (
+        "import duckdb, sys\n"
+        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "print('open', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "open\n"
+        yield
+    finally:
+        reader.communicate("done\n", timeout=30)
+
+
 def test_a_reader_holding_the_file_makes_the_batch_wait(data_dir: Path) -> None:
     writer = BatchWriter(data_dir)
     try:
         with writer.batch() as store:
             store.add([envelope("r-1")])
-        code = (
-            "import duckdb, sys, time\n"
-            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
-            "print('open', flush=True)\n"
-            "sys.stdin.readline()\n"
-        )
-        reader = subprocess.Popen(
-            [sys.executable, "-c", code, str(database_path(data_dir))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert reader.stdout is not None and reader.stdout.readline() == "open\n"
-            with pytest.raises(DatabaseBusy), writer.batch(wait=0.3):
-                pass
-        finally:
-            reader.communicate("done\n", timeout=30)
+        with (
+            reader_holding(database_path(data_dir)),
+            pytest.raises(DatabaseBusy),
+            writer.batch(wait=0.3),
+        ):
+            pass
         with writer.batch() as store:
             assert store.add([envelope("r-2")]) == [Outcome.STORED]
     finally:
@@ -144,3 +158,50 @@ def test_a_batch_committed_before_an_error_is_not_stored_again(
     assert sorted(done) == ["s-0", "s-1"]
     assert (writer.stats.stored, writer.stats.duplicates) == (0, 2)
     assert count_in_another_process(database_path(data_dir)) == 2
+
+
+def submit_all(writer: StoreWriter, report_ids: list[str]) -> None:
+    for report_id in report_ids:
+        env = envelope(report_id)
+        writer.submit(Accepted(report_id, env, key_of(env), new=True))
+
+
+def test_a_full_batch_is_written_without_lingering(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that fell behind must not wait for batches that are already full, or it
+    never catches up with a sustained load."""
+    monkeypatch.setattr(writer_module, "MAX_BATCH", 10)
+    monkeypatch.setattr(writer_module, "LINGER", 60.0)
+    writer = StoreWriter(data_dir, done=lambda ids: None)
+    try:
+        start = time.monotonic()
+        submit_all(writer, [f"f-{n}" for n in range(30)])
+        assert writer.wait_idle(20)
+        assert time.monotonic() - start < 20
+        assert (writer.stats.batches, writer.stats.stored) == (3, 30)
+    finally:
+        writer.close(30)
+
+
+def test_a_writer_behind_holds_new_reports_back_until_it_catches_up(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "MAX_PENDING", 3)
+    monkeypatch.setattr(writer_module, "LINGER", 0.1)
+    writer = StoreWriter(data_dir, done=lambda ids: None)
+    try:
+        submit_all(writer, ["p-0"])
+        assert writer.wait_idle(30)  # the database exists
+        with reader_holding(database_path(data_dir)):
+            submit_all(writer, ["p-1", "p-2"])
+            assert writer.wait_for_room(0.5)  # 2 waiting: room for more
+            submit_all(writer, ["p-3"])
+            assert not writer.wait_for_room(1.0)  # 3 waiting for the reader to let go
+            assert writer.pending == 3
+        assert writer.wait_for_room(30)
+        assert writer.wait_idle(30)
+    finally:
+        writer.close(30)
+    assert writer.stats.stored == 4
+    assert count_in_another_process(database_path(data_dir)) == 4
