@@ -65,6 +65,8 @@ JSON, a few of MIME); larger ones, which may inflate to megabytes, and messages 
 DKIM signature needs DNS lookups, in worker threads."""
 _MAX_GROUP = 512
 """Deliveries written with one sync, at most."""
+_HELD_BACK_LOG_EVERY = 30.0
+"""Seconds between warnings while deliveries wait for room in the writer's queue."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -140,6 +142,7 @@ class Checker:
             if contents.damaged:
                 self._set_aside(segment, contents)
             for entry, raw in contents.records:
+                self.writer.wait_for_room()
                 if self.check(entry, raw).accepted:
                     accepted += 1
                 else:
@@ -282,6 +285,12 @@ def main(
     replies.send(("ready", len(known), accepted, refused))
     stopping = False
     while not stopping:
+        if not writer.wait_for_room(_HELD_BACK_LOG_EVERY):
+            log.warning(
+                "%d accepted reports wait for the database; new deliveries wait too",
+                writer.pending,
+            )
+            continue
         deliveries: list[Delivery] = []
         try:
             while True:
