@@ -549,7 +549,7 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
 
         smtp, https = asyncio.run(load())
         acked = len(smtp.latencies) + len(https.latencies)
-        stored, _ = wait_stored(data_dir, acked)
+        stored, lag = wait_stored(data_dir, acked)
     finally:
         stop(service.process)
     minute = max(1, min(60, len(samples) // 4))
@@ -567,7 +567,10 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
     first, last = mib(None, warm), mib(None, end)
     peak = max(sum(kb.values()) for _, kb in samples) / 1024
     print(f"Memory, both loads for {args.memory_duration:.0f} s:")
-    print(f"  {acked} reports acked, {stored} stored")
+    print(
+        f"  {acked} reports acked ({acked / args.memory_duration:.0f}/s), {stored} stored, "
+        f"the last {lag:.1f} s after the load stopped"
+    )
     print(
         f"  memory (PSS) after warm-up {first:.1f} MiB, at the end {last:.1f} MiB, "
         f"peak {peak:.1f} MiB "
