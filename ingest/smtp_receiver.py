@@ -67,7 +67,9 @@ class ReportHandler:
         self.mailboxes = mailboxes
         """Accepted recipient addresses, lower case; empty: any."""
         self.sessions: weakref.WeakSet[ReportSMTP] = weakref.WeakSet()
-        """Open sessions, to close at shutdown."""
+        """Open sessions, to count them and to close them at shutdown."""
+        self.full = False
+        """Whether the last connection was refused for too many sessions (logged once)."""
         self.closing = False
         """Set at shutdown: messages already being sent finish, new ones are refused."""
 
@@ -125,17 +127,18 @@ class ReportSMTP(SMTP):
 
     def __init__(self, *args: Any, max_session: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.event_handler.sessions.add(self)  # counted at once, before connection_made
         self._max_session = max_session
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.event_handler.sessions.add(self)
         if self._deadline is None:  # STARTTLS calls this again for the TLS transport
             self._deadline = self.loop.call_later(self._max_session, self._session_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.event_handler.sessions.discard(self)
         if self._deadline is not None:
             self._deadline.cancel()
 
@@ -175,6 +178,15 @@ class ReportSMTP(SMTP):
             self.transport.close()
 
 
+class _TooManySessions(asyncio.Protocol):
+    """Greets with 421 and hangs up (RFC 5321 §3.1): the sender tries again later."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(b"421 4.7.0 too many connections; try again later\r\n")
+        transport.close()
+
+
 def smtp_factory(
     handler: ReportHandler,
     *,
@@ -183,10 +195,18 @@ def smtp_factory(
     tls_context: ssl.SSLContext | None,
     idle_timeout: float,
     max_session: float,
+    max_sessions: int,
 ) -> Any:
-    """The protocol factory for `loop.create_server`."""
+    """The protocol factory for `loop.create_server`. At most `max_sessions` sessions
+    at once, each buffering a message of up to `data_size_limit`: that bounds memory."""
 
-    def make() -> ReportSMTP:
+    def make() -> asyncio.Protocol:
+        if len(handler.sessions) >= max_sessions:
+            if not handler.full:
+                log.warning("%d SMTP sessions are open: refusing more (421)", max_sessions)
+                handler.full = True
+            return _TooManySessions()
+        handler.full = False
         return ReportSMTP(
             handler,
             hostname=hostname,

@@ -380,6 +380,49 @@ def test_slow_upload_times_out(tmp_path: Path) -> None:
             assert client.get(collector.base + "/healthz").status_code == 200
 
 
+def test_connections_over_the_limit_are_turned_away_and_served_later(tmp_path: Path) -> None:
+    with running_collector(tmp_path / "data", "--max-connections", "3") as collector:
+        sessions = [smtplib.SMTP(collector.smtp_host, collector.smtp_port) for _ in range(3)]
+        try:
+            assert all(smtp.noop()[0] == 250 for smtp in sessions)
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30)
+            assert refused.value.smtp_code == 421
+        finally:
+            sessions.pop().quit()
+        with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
+            smtp.sendmail(
+                "tlsrpt@reporter.example",
+                ["any@example.com"],
+                report_email(report_json("after-the-limit"), report_id="after-the-limit@x"),
+            )
+        for smtp in sessions:
+            smtp.quit()
+
+        clients = [collector.client() for _ in range(4)]
+        try:
+            answers = [c.get(collector.base + "/healthz").status_code for c in clients[:3]]
+            assert answers == [200, 200, 200]  # three kept alive
+            assert clients[3].get(collector.base + "/healthz").status_code == 503
+            clients[0].close()
+            time.sleep(0.5)
+            response = clients[3].post(
+                collector.url,
+                content=report_json("https-after-the-limit"),
+                headers={"Content-Type": "application/tlsrpt+json"},
+            )
+            assert response.status_code == 201
+        finally:
+            for client in clients:
+                client.close()
+        assert "refusing more (421)" in collector.log()
+        wait_for_rows(
+            collector.data_dir,
+            "SELECT 1 FROM reports WHERE report_id IN ('after-the-limit', 'https-after-the-limit')",
+            expect=2,
+        )
+
+
 # Readers and other writers ------------------------------------------------------------
 
 

@@ -67,6 +67,8 @@ class ServeConfig:
     """Seconds an SMTP session may last in all."""
     upload_timeout: float = 60.0
     """Seconds an HTTPS upload may take."""
+    max_connections: int = 200
+    """Connections each listener serves at once (each may buffer one `max_message`)."""
     hostname: str | None = None
     """The name in the SMTP greeting and in the logged addresses (default: the FQDN)."""
 

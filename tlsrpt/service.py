@@ -127,6 +127,7 @@ class Collector:
                     tls_context=tls.server_context(),
                     idle_timeout=config.idle_timeout,
                     max_session=config.max_session,
+                    max_sessions=config.max_connections,
                 ),
                 config.smtp_listen.host,
                 config.smtp_listen.port,
@@ -163,6 +164,8 @@ class Collector:
                 server_header=False,
                 timeout_keep_alive=5,
                 timeout_graceful_shutdown=10,
+                # uvicorn counts the connection asking too: this serves max_connections
+                limit_concurrency=config.max_connections + 1,
             )
         )
         web_task = asyncio.create_task(web.serve(sockets=[https_socket]))

@@ -174,6 +174,15 @@ def _option(*decls: str, env: str | None = None, **kwargs: Any) -> Callable[[F],
     help="Seconds an HTTPS upload may take (408 after that).",
 )
 @_option(
+    "--max-connections",
+    env="TLSRPT_MAX_CONNECTIONS",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Connections each listener serves at once; more get SMTP 421 or HTTP 503 "
+    "(each may hold one --max-message-mb in memory).",
+)
+@_option(
     "--hostname",
     env="TLSRPT_HOSTNAME",
     help="Name for the SMTP greeting and the logged URLs. Default: this host's FQDN.",
@@ -198,6 +207,7 @@ def serve_command(
     idle_timeout: float,
     max_session: float,
     upload_timeout: float,
+    max_connections: int,
     hostname: str | None,
 ) -> None:
     """Run the collector: receive reports by SMTP (mailto: rua) and HTTPS (https: rua),
@@ -230,6 +240,7 @@ def serve_command(
         idle_timeout=idle_timeout,
         max_session=max_session,
         upload_timeout=upload_timeout,
+        max_connections=max_connections,
         hostname=hostname,
     )
     serve(config)
