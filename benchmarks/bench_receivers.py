@@ -571,6 +571,12 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
         f"  {acked} reports acked ({acked / args.memory_duration:.0f}/s), {stored} stored, "
         f"the last {lag:.1f} s after the load stopped"
     )
+    if stored < acked:
+        print("  MISSING REPORTS")
+    elif stored > acked:
+        print(
+            f"  ({stored - acked} in flight when the load stopped: stored, their acks not counted)"
+        )
     print(
         f"  memory (PSS) after warm-up {first:.1f} MiB, at the end {last:.1f} MiB, "
         f"peak {peak:.1f} MiB "
