@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 IDENT = "tlsrpt-collector"
 _MAX_REPLY = 400
+_EXPIRY_RECHECK = 0.1
+"""Seconds between checks whether an expired session's delivery has its reply."""
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>[ \t]*")
 """`<local@domain>` of RFC 5322 dot-atoms, and the blanks after it (which the full
@@ -115,7 +117,13 @@ class ReportHandler:
         raw = envelope.original_content or b""
         peer = session.peer
         source = f"smtp:{peer[0]}" if isinstance(peer, tuple) else "smtp"
-        receipt = await self.reception.receive(raw, Channel.SMTP, source)
+        if isinstance(server, ReportSMTP):
+            server.delivering = True
+        try:
+            receipt = await self.reception.receive(raw, Channel.SMTP, source)
+        finally:
+            if isinstance(server, ReportSMTP):
+                server.delivering = False
         return smtp_reply(receipt)
 
 
@@ -129,6 +137,8 @@ class ReportSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self.event_handler.sessions.add(self)  # counted at once, before connection_made
         self._max_session = max_session
+        self.delivering = False
+        """A message is being checked: the session limit waits for its reply."""
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,6 +180,9 @@ class ReportSMTP(SMTP):
         return addr, rest
 
     def _session_expired(self) -> None:
+        if self.delivering:  # hanging up now would make the sender send it again
+            self._deadline = self.loop.call_later(_EXPIRY_RECHECK, self._session_expired)
+            return
         log.info("closing an SMTP session that exceeded %.0f s", self._max_session)
         self.close()
 

@@ -380,6 +380,32 @@ def test_slow_upload_times_out(tmp_path: Path) -> None:
             assert client.get(collector.base + "/healthz").status_code == 200
 
 
+def test_the_session_limit_waits_for_the_reply_to_a_message_being_checked(
+    tmp_path: Path, dkim_key: DkimKey
+) -> None:
+    """Hanging up while a message is checked would leave it stored but unacknowledged,
+    and the sender would send it again."""
+    zone = Zone({"sel._domainkey.reporter.example": [dkim_key.txt_strings()]}, delay=2.0)
+    with (
+        serve_zone(zone) as dns_port,
+        running_collector(
+            tmp_path / "data",
+            "--max-session",
+            "1",
+            "--nameserver",
+            "127.0.0.1",
+            "--dns-port",
+            str(dns_port),
+        ) as collector,
+    ):
+        message = dkim_key.sign(report_email(report_json("slow-dkim")), "reporter.example")
+        with smtplib.SMTP(collector.smtp_host, collector.smtp_port, timeout=30) as smtp:
+            start = time.monotonic()
+            assert smtp.sendmail("tlsrpt@reporter.example", [MAILBOX], message) == {}
+            assert time.monotonic() - start > 1.5  # answered after the session limit
+        assert rows_for(collector, "slow-dkim")[0][:2] == ("smtp", "pass")
+
+
 def test_connections_over_the_limit_are_turned_away_and_served_later(tmp_path: Path) -> None:
     with running_collector(tmp_path / "data", "--max-connections", "3") as collector:
         sessions = [smtplib.SMTP(collector.smtp_host, collector.smtp_port) for _ in range(3)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ class Zone(BaseResolver):  # type: ignore[misc]
     a: dict[str, list[str]] = field(default_factory=dict)
     aaaa: dict[str, list[str]] = field(default_factory=dict)
     cname: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds to wait before each answer (a slow server)."""
 
     def _exists(self, name: str) -> bool:
         return any(name in table for table in (self.txt, self.mx, self.a, self.aaaa, self.cname))
@@ -45,6 +48,7 @@ class Zone(BaseResolver):  # type: ignore[misc]
                 reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(address), ttl=60))
 
     def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        time.sleep(self.delay)
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
         if not self._exists(name):
