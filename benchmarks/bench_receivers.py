@@ -568,15 +568,14 @@ def memory(data_dir: Path, args: argparse.Namespace) -> None:
     peak = max(sum(kb.values()) for _, kb in samples) / 1024
     print(f"Memory, both loads for {args.memory_duration:.0f} s:")
     print(
-        f"  {acked} reports acked ({acked / args.memory_duration:.0f}/s), {stored} stored, "
+        f"  {acked} reports acked ({acked / args.memory_duration:.0f}/s), "
+        f"{smtp.errors + https.errors} errors, {stored} stored, "
         f"the last {lag:.1f} s after the load stopped"
     )
     if stored < acked:
         print("  MISSING REPORTS")
     elif stored > acked:
-        print(
-            f"  ({stored - acked} in flight when the load stopped: stored, their acks not counted)"
-        )
+        print(f"  {stored - acked} stored whose acknowledgement did not reach the client")
     print(
         f"  memory (PSS) after warm-up {first:.1f} MiB, at the end {last:.1f} MiB, "
         f"peak {peak:.1f} MiB "
