@@ -135,7 +135,6 @@ class ReportSMTP(SMTP):
 
     def __init__(self, *args: Any, max_session: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.event_handler.sessions.add(self)  # counted at once, before connection_made
         self._max_session = max_session
         self.delivering = False
         """A message is being checked: the session limit waits for its reply."""
@@ -220,7 +219,7 @@ def smtp_factory(
                 handler.full = True
             return _TooManySessions()
         handler.full = False
-        return ReportSMTP(
+        session = ReportSMTP(
             handler,
             hostname=hostname,
             ident=IDENT,
@@ -232,5 +231,7 @@ def smtp_factory(
             timeout=idle_timeout,
             max_session=max_session,
         )
+        handler.sessions.add(session)  # counted at once, not when connection_made runs
+        return session
 
     return make
