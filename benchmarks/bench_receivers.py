@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest.collector_lock import holder
+
 ROOT = Path(__file__).resolve().parents[1]
 TLSRPT = Path(sys.executable).with_name("tlsrpt")
 ID_PLACEHOLDER = "@@@@@@@@@@@@@@@@@@@@@@@@"  # 24 characters, replaced by a unique id
@@ -347,17 +349,11 @@ def start_service(data_dir: Path) -> Service:
         stdout=log,
         stderr=log,
     )
-    lock = data_dir / "collector.lock"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
-            info = json.loads(lock.read_text())
-            if info.get("pid") == process.pid and "https" in info:
-                return Service(
-                    process, data_dir, int(info["smtp"].rsplit(":", 1)[1]), info["https"]
-                )
-        except (OSError, ValueError):
-            pass
+        info = holder(data_dir)  # the listeners, once it is ready
+        if info.get("pid") == process.pid and "https" in info:
+            return Service(process, data_dir, int(info["smtp"].rsplit(":", 1)[1]), info["https"])
         time.sleep(0.05)
     raise RuntimeError("tlsrpt serve did not start")
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from ingest.collector_lock import holder
+
 TLSRPT = Path(sys.executable).with_name("tlsrpt")
 
 
@@ -58,7 +60,6 @@ def start_collector(
     session and process group of its own (signals can go to the whole group)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"serve-{time.monotonic_ns()}.log"
-    lock = data_dir / "collector.lock"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -84,10 +85,7 @@ def start_collector(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"tlsrpt serve exited: {log_path.read_text()}")
-        try:
-            info = json.loads(lock.read_text())
-        except (OSError, ValueError):
-            info = {}
+        info = holder(data_dir)  # the listeners, once it is ready
         if info.get("pid") == process.pid and "https" in info:
             break
         time.sleep(0.05)
