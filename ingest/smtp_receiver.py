@@ -117,6 +117,10 @@ class ReportHandler:
         raw = envelope.original_content or b""
         peer = session.peer
         source = f"smtp:{peer[0]}" if isinstance(peer, tuple) else "smtp"
+        if server.transport is None or server.transport.is_closing():
+            # the session ended (its time limit) just as the message came in: its
+            # sender cannot be told, and sends it again
+            return "421 4.4.2 session closed"
         if isinstance(server, ReportSMTP):
             server.delivering = True
         try:
